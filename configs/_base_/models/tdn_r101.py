@@ -1,0 +1,36 @@
+# TDN-ResNet101 (Wang et al., CVPR 2021): the official release's model.
+# One view = num_segments x 5 frames: sample with
+# SampleFrames(clip_len=5, frame_interval=1, num_clips=8) + FormatShape('NCHW')
+# and override backbone.num_segments / cls_head.num_classes as needed
+# (the release uses 174 classes on Something-Something V1/V2, 400 on
+# Kinetics-400). Variants of Table 1 are options of the backbone and its
+# modules, see mmaction_tdx.models.backbones.ResNetTDN.
+custom_imports = dict(imports=['mmaction_tdx'], allow_failed_imports=False)
+
+model = dict(
+    type='SegmentRecognizer2D',
+    backbone=dict(
+        type='ResNetTDN',
+        # torchvision's ImageNet ResNet-101: the release starts from the
+        # file of the same name and hash (5d3b4d8f) via Cadene's fbresnet101.
+        pretrained=('https://download.pytorch.org/models/'
+                    'resnet101-5d3b4d8f.pth'),
+        depth=101,
+        num_segments=8,
+        norm_eval=False),
+    cls_head=dict(
+        type='TSNHead',
+        num_classes=400,
+        in_channels=2048,
+        spatial_type='avg',
+        consensus=dict(type='AvgConsensus', dim=1),
+        dropout_ratio=0.5,
+        init_std=0.001,
+        average_clips='prob'),
+    data_preprocessor=dict(
+        type='ActionDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        format_shape='NCHW'),
+    train_cfg=None,
+    test_cfg=None)

@@ -1,0 +1,220 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Strict parsing of MMAction2 annotation lists.
+
+MMAction2's ``VideoDataset`` and ``RawframeDataset`` parse their lists with
+bare ``int()`` and ``assert``, so a malformed line ends in
+``ValueError: invalid literal for int()`` with no file or line, or is
+accepted and fails much later (a label out of range crashes the loss on some
+batch hours into training). The parsers here accept exactly the formats the
+stock datasets accept and reject malformed lines at load time, all of them
+at once, each with its file, line number, text and fix.
+
+Formats (fields split by whitespace, or by ``delimiter`` for video lists)::
+
+    video list:     path label            (multi_class: path label label ...)
+    rawframe list:  frame_dir total_frames label            (... label ...)
+    with_offset:    frame_dir offset total_frames label     (... label ...)
+
+A line without a label is an unlabelled inference list entry for the stock
+datasets (label ``-1``); here it is an error unless
+``allow_missing_labels=True``, because in training it silently becomes a
+wrong target. Blank lines are skipped.
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+from mmengine.fileio import get_local_path
+
+# How many malformed lines an AnnotationError lists before "and N more".
+NUM_LINES_IN_ERROR = 20
+
+Label = Union[int, List[int]]
+
+
+class AnnotationError(ValueError):
+    """An annotation list has malformed lines (or options that cannot
+    parse it)."""
+
+
+class _LineError(ValueError):
+    """One malformed line; the message is the problem and its fix."""
+
+
+def read_annotation_lines(ann_file: str) -> List[str]:
+    """The lines of ``ann_file`` without line ends (any mmengine backend)."""
+    with get_local_path(ann_file) as local_path:
+        with open(local_path, encoding='utf-8') as f:
+            return [line.rstrip('\r\n') for line in f]
+
+
+def split_fields(line: str, delimiter: Optional[str] = None) -> List[str]:
+    """Split one annotation line into fields.
+
+    ``delimiter`` None or ``' '`` splits on any run of whitespace (so tabs
+    and double spaces work; the stock parser would make empty fields of
+    them); any other delimiter splits exactly on it.
+    """
+    if delimiter in (None, ' '):
+        return line.split()
+    return [field.strip() for field in line.strip().split(delimiter)]
+
+
+def _parse_int(text: str, what: str, fix: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise _LineError(f'{what} {text!r} is not an integer; {fix}') \
+            from None
+
+
+def parse_labels(fields: Sequence[str], multi_class: bool,
+                 num_classes: Optional[int],
+                 allow_missing_labels: bool) -> Label:
+    """Parse the label fields of one line.
+
+    Args:
+        fields (Sequence[str]): The fields after path (and frame counts).
+        multi_class (bool): Whether several labels per line are allowed.
+        num_classes (int, optional): If given, labels must be in
+            ``[0, num_classes)``.
+        allow_missing_labels (bool): Whether a line without label is an
+            unlabelled entry (label ``-1``, or ``[]`` if ``multi_class``)
+            instead of an error.
+
+    Returns:
+        int | list[int]: The label, or the list of labels if
+        ``multi_class``.
+    """
+    if not fields:
+        if allow_missing_labels:
+            # Stock datasets use -1; a multi-label one-hot gets no positive
+            # class ([-1] would mark the last class).
+            return [] if multi_class else -1
+        raise _LineError(
+            'no label; append the class index, or set '
+            'allow_missing_labels=True in the dataset config if this is an '
+            'unlabelled list for inference')
+    if not multi_class and len(fields) > 1:
+        raise _LineError(
+            f'{len(fields)} labels {list(fields)} but multi_class=False; '
+            'keep one label, or set multi_class=True (and num_classes) for '
+            'a multi-label list (if a path contains spaces, set `delimiter` '
+            'for video lists)')
+    labels = [
+        _parse_int(field, 'label', 'labels are class indices from 0; map '
+                   'class names to indices first') for field in fields
+    ]
+    for label in labels:
+        if label < 0 or (num_classes is not None and label >= num_classes):
+            valid = f'0..{num_classes - 1}' if num_classes else '0 or more'
+            raise _LineError(
+                f'label {label} is out of range {valid}'
+                + (f' for num_classes={num_classes}' if num_classes else '')
+                + '; fix the label, or num_classes in the dataset config')
+    return labels if multi_class else labels[0]
+
+
+def parse_video_line(line: str, delimiter: Optional[str] = ' ',
+                     multi_class: bool = False,
+                     num_classes: Optional[int] = None,
+                     allow_missing_labels: bool = False) -> Dict:
+    """Parse one line ``path label [label ...]`` of a video list.
+
+    Returns:
+        dict: ``filename`` (as written, without data prefix) and ``label``.
+
+    Raises:
+        _LineError: The line is malformed; the message says how to fix it.
+    """
+    fields = split_fields(line, delimiter)
+    label = parse_labels(fields[1:], multi_class, num_classes,
+                         allow_missing_labels)
+    return dict(filename=fields[0], label=label)
+
+
+def parse_rawframe_line(line: str, with_offset: bool = False,
+                        multi_class: bool = False,
+                        num_classes: Optional[int] = None,
+                        allow_missing_labels: bool = False) -> Dict:
+    """Parse one line ``frame_dir [offset] total_frames label [...]``.
+
+    Returns:
+        dict: ``frame_dir`` (without data prefix), ``offset`` (only with
+        ``with_offset``), ``total_frames`` and ``label``, as
+        ``RawframeDataset`` makes them.
+
+    Raises:
+        _LineError: The line is malformed; the message says how to fix it.
+    """
+    fields = split_fields(line)
+    counts = ['offset', 'total_frames'] if with_offset else ['total_frames']
+    expected = ' '.join(['frame_dir'] + counts + ['label'])
+    if len(fields) < 1 + len(counts):
+        raise _LineError(f'too few fields; expected `{expected}`')
+    info = dict(frame_dir=fields[0])
+    for name, text in zip(counts, fields[1:1 + len(counts)]):
+        info[name] = _parse_int(
+            text, name, f'expected `{expected}` (set with_offset='
+            f'{not with_offset} if the list has '
+            f'{"no" if with_offset else "an"} offset column)')
+    if info['total_frames'] < 1:
+        raise _LineError(
+            f'total_frames {info["total_frames"]} is not positive; '
+            're-extract the frames of this video or drop the line')
+    if info.get('offset', 0) < 0:
+        raise _LineError(f'offset {info["offset"]} is negative; fix or '
+                         'drop the line')
+    info['label'] = parse_labels(fields[1 + len(counts):], multi_class,
+                                 num_classes, allow_missing_labels)
+    return info
+
+
+def check_label_options(multi_class: bool,
+                        num_classes: Optional[int]) -> None:
+    """Reject dataset options no list can be parsed with."""
+    if multi_class and num_classes is None:
+        raise AnnotationError(
+            'multi_class=True needs num_classes (the length of the one-hot '
+            'label); set num_classes in the dataset config')
+    if num_classes is not None and num_classes < 1:
+        raise AnnotationError(
+            f'num_classes={num_classes} must be positive; fix it in the '
+            'dataset config')
+
+
+def parse_annotation_file(ann_file: str, parse_line, fmt: str,
+                          **options) -> List[Dict]:
+    """Parse every non-blank line of ``ann_file`` with ``parse_line``.
+
+    Args:
+        ann_file (str): The annotation list.
+        parse_line (callable): :func:`parse_video_line` or
+            :func:`parse_rawframe_line`.
+        fmt (str): The expected line format, for the error message.
+        **options: Passed to ``parse_line``.
+
+    Returns:
+        list[dict]: One dict per non-blank line, in file order.
+
+    Raises:
+        AnnotationError: Some lines are malformed. Lists up to
+            ``NUM_LINES_IN_ERROR`` of them as ``file:line: problem; fix``
+            with the line's text.
+    """
+    entries, problems = [], []
+    for lineno, line in enumerate(read_annotation_lines(ann_file), 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(parse_line(line, **options))
+        except _LineError as err:
+            problems.append(f'  {ann_file}:{lineno}: {err}\n'
+                            f'      line: {line!r}')
+    if problems:
+        shown = problems[:NUM_LINES_IN_ERROR]
+        more = len(problems) - len(shown)
+        raise AnnotationError(
+            f'{len(problems)} malformed line(s) in annotation file '
+            f'{ann_file} (expected `{fmt}` per line):\n' + '\n'.join(shown) +
+            (f'\n  ... and {more} more' if more else '') +
+            '\nFix or delete these lines and start again.')
+    return entries

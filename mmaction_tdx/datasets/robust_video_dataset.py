@@ -1,0 +1,287 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Video and rawframe datasets that survive bad data.
+
+:class:`RobustVideoDataset` and :class:`RobustRawframeDataset` are MMAction2's
+``VideoDataset`` and ``RawframeDataset`` with two additions:
+
+* **Broken samples are skipped.** When the pipeline raises for a sample (a
+  truncated, empty, missing or non-video file: decord, OpenCV and file
+  system errors alike), the sample is recorded with its path and reason and
+  another one is loaded instead: a random one in training (MMEngine's
+  refetch), the next index in val/test so results stay reproducible. Each
+  broken path is logged once per run, across dataloader workers and epochs,
+  through a shared :class:`~.broken_samples.BrokenSampleRecord` file. If the
+  distinct broken paths exceed ``max_broken_fraction`` of the dataset, a
+  :class:`~.broken_samples.BrokenDataError` stops the run, naming the first
+  paths and the fixes. ``BrokenSampleReportHook``
+  (:mod:`mmaction_tdx.engine.hooks`) reports the count after every epoch.
+* **Malformed annotation lines fail at load** with file, line number, text
+  and fix (:mod:`.annotation_checks`).
+
+Videos shorter than a clip are not broken: sample them with
+``SampleFrames(..., out_of_bound_opt='repeat_last')`` (TDN's rule: repeat the
+last frame).
+
+Example config::
+
+    train_dataloader = dict(
+        dataset=dict(type='RobustVideoDataset', ann_file=..., pipeline=...,
+                     max_broken_fraction=0.05))
+    custom_hooks = [dict(type='BrokenSampleReportHook')]
+"""
+import logging
+import os.path as osp
+import tempfile
+import uuid
+from collections import OrderedDict
+from typing import Any, Callable, List, Optional, Union
+
+from mmaction.datasets import RawframeDataset, VideoDataset
+from mmaction.registry import DATASETS
+from mmengine.fileio import exists
+from mmengine.logging import print_log
+
+from .annotation_checks import (check_label_options, parse_annotation_file,
+                                parse_rawframe_line, parse_video_line)
+from .broken_samples import (BrokenDataError, BrokenSampleRecord,
+                             describe_failure, fraction_exceeded,
+                             too_many_broken_message)
+
+
+class BrokenSampleSkipMixin:
+    """Skip, record and limit broken samples of an MMEngine dataset.
+
+    Put it before the dataset class in the bases and call
+    :meth:`_init_broken_sample_skip` before the dataset's ``__init__``.
+    Subclasses set :attr:`path_key`, the ``data_info`` key naming a sample's
+    file or directory.
+    """
+
+    path_key = 'filename'
+    # The data_prefix key of the dataset, for the fix suggested in errors.
+    prefix_key = 'video'
+
+    def _init_broken_sample_skip(self, max_broken_fraction: float,
+                                 broken_record_file: Optional[str]) -> None:
+        if not 0 <= max_broken_fraction <= 1:
+            raise ValueError(
+                f'max_broken_fraction={max_broken_fraction} must be in '
+                '[0, 1] (0: stop at the first broken sample, 1: never stop)')
+        self.max_broken_fraction = max_broken_fraction
+        # Without a file from the config or the hook, use a fresh temporary
+        # name. It is fixed here, in the main process, so that all workers
+        # share it; the file itself appears only if a sample is broken.
+        self.broken_record_file_is_default = broken_record_file is None
+        if broken_record_file is None:
+            broken_record_file = osp.join(
+                tempfile.gettempdir(),
+                f'mmaction_tdx_broken_samples_{uuid.uuid4().hex}.jsonl')
+        self.broken_sample_record = BrokenSampleRecord(broken_record_file)
+
+    def set_broken_record_file(self, file: str) -> None:
+        """Record broken samples in ``file`` from now on.
+
+        ``BrokenSampleReportHook`` calls this before an epoch's workers start
+        to put the record in the run's log directory. Workers already running
+        (``persistent_workers=True``) keep the old file.
+        """
+        self.broken_sample_record = BrokenSampleRecord(file)
+        self.broken_record_file_is_default = False
+
+    def prepare_data(self, idx: int) -> Any:
+        """Run the pipeline on sample ``idx``; None if the sample is broken.
+
+        Same as ``Compose.__call__`` but catches what a transform raises, so
+        that the reason can name the transform.
+        """
+        data = self.get_data_info(idx)
+        path = data.get(self.path_key)
+        for transform in self.pipeline.transforms:
+            try:
+                data = transform(data)
+            except MemoryError:  # the machine's problem, not the sample's
+                raise
+            except Exception as exc:
+                step = getattr(transform, '__name__', type(transform).__name__)
+                self._on_broken_sample(path, describe_failure(path, exc, step))
+                return None
+            if data is None:  # a transform may reject a sample (stock rule)
+                return None
+        return data
+
+    def __getitem__(self, idx: int) -> Any:
+        """Load sample ``idx``, or a replacement if it is broken.
+
+        Training replaces with a random sample (as MMEngine does); val and
+        test with the next index, so that results are reproducible (MMEngine
+        would raise in test mode).
+        """
+        if not self._fully_initialized:
+            self.full_init()
+        for _ in range(self.max_refetch + 1):
+            data = self.prepare_data(idx)
+            if data is not None:
+                return data
+            idx = (idx + 1) % len(self) if self.test_mode else \
+                self._rand_another()
+        raise BrokenDataError(
+            f'{self.max_refetch + 1} samples in a row of {self._describe()} '
+            f'could not be loaded; see {self.broken_sample_record.file}. '
+            'Run tools/analysis/check_videos.py on the annotation file, or '
+            'check the pipeline config.')
+
+    def _on_broken_sample(self, path: Optional[str], reason: str) -> None:
+        record = self.broken_sample_record
+        if not record.add(str(path), reason):
+            return  # logged already, by this or another process
+        print_log(
+            f'Skipped broken sample {path} ({reason}); another sample '
+            'replaces it. Each broken sample is logged once; all are '
+            f'listed in {record.file}',
+            logger='current',
+            level=logging.WARNING)
+        error = self.broken_fraction_error()
+        if error is not None:
+            raise error
+
+    def broken_fraction_error(self) -> Optional[BrokenDataError]:
+        """The error to stop the run with if too many samples are broken.
+
+        Counts distinct broken paths recorded by all processes so far.
+
+        Returns:
+            BrokenDataError | None: None while within
+            ``max_broken_fraction``.
+        """
+        broken = self.broken_sample_record.refresh().distinct
+        if not fraction_exceeded(len(broken), len(self),
+                                 self.max_broken_fraction):
+            return None
+        return BrokenDataError(
+            too_many_broken_message(
+                broken,
+                num_samples=len(self),
+                max_fraction=self.max_broken_fraction,
+                dataset=self._describe(),
+                record_file=self.broken_sample_record.file,
+                ann_file=self.ann_file,
+                data_prefix=(self.data_prefix or {}).get(self.prefix_key)))
+
+    @property
+    def broken_samples(self) -> 'OrderedDict[str, str]':
+        """Distinct broken paths met so far by all processes -> reason."""
+        return self.broken_sample_record.refresh().distinct
+
+    def _describe(self) -> str:
+        return f'{type(self).__name__} {self.ann_file}'
+
+
+def _check_ann_file_exists(ann_file: str) -> None:
+    if not exists(ann_file):
+        raise FileNotFoundError(
+            f'annotation file {ann_file} not found; check ann_file (and '
+            'data_root) in the dataset config')
+
+
+@DATASETS.register_module()
+class RobustVideoDataset(BrokenSampleSkipMixin, VideoDataset):
+    """``VideoDataset`` that skips broken videos and checks its list.
+
+    Args:
+        ann_file (str): Video list, ``path label`` per line (``path label
+            label ...`` with ``multi_class``).
+        pipeline (list[dict | callable]): Data transforms.
+        max_broken_fraction (float): Largest fraction of distinct broken
+            samples tolerated before :class:`BrokenDataError` stops the
+            run. Defaults to 0.05.
+        broken_record_file (str, optional): JSON-lines file shared by all
+            workers that records broken samples. Defaults to None: a
+            temporary file, which ``BrokenSampleReportHook`` moves into the
+            run's log directory.
+        allow_missing_labels (bool): Accept lines without label (unlabelled
+            inference lists; label -1) instead of failing. Defaults to False.
+        **kwargs: ``VideoDataset`` arguments (``data_prefix``,
+            ``multi_class``, ``num_classes``, ``delimiter``, ``test_mode``,
+            ...). Give ``num_classes`` to have labels range-checked.
+    """
+
+    def __init__(self,
+                 ann_file: str,
+                 pipeline: List[Union[dict, Callable]],
+                 max_broken_fraction: float = 0.05,
+                 broken_record_file: Optional[str] = None,
+                 allow_missing_labels: bool = False,
+                 **kwargs) -> None:
+        self.allow_missing_labels = allow_missing_labels
+        self._init_broken_sample_skip(max_broken_fraction, broken_record_file)
+        super().__init__(ann_file, pipeline, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Load the video list; raise ``AnnotationError`` on bad lines."""
+        _check_ann_file_exists(self.ann_file)
+        check_label_options(self.multi_class, self.num_classes)
+        data_list = parse_annotation_file(
+            self.ann_file,
+            parse_video_line,
+            fmt='path label' + (' [label ...]' if self.multi_class else ''),
+            delimiter=self.delimiter,
+            multi_class=self.multi_class,
+            num_classes=self.num_classes,
+            allow_missing_labels=self.allow_missing_labels)
+        prefix = self.data_prefix['video']
+        if prefix is not None:
+            for info in data_list:
+                info['filename'] = osp.join(prefix, info['filename'])
+        return data_list
+
+
+@DATASETS.register_module()
+class RobustRawframeDataset(BrokenSampleSkipMixin, RawframeDataset):
+    """``RawframeDataset`` that skips broken samples and checks its list.
+
+    Args:
+        ann_file (str): Rawframe list, ``frame_dir total_frames label`` per
+            line (``frame_dir offset total_frames label`` with
+            ``with_offset``; more labels with ``multi_class``).
+        pipeline (list[dict | callable]): Data transforms.
+        max_broken_fraction (float): See :class:`RobustVideoDataset`.
+        broken_record_file (str, optional): See :class:`RobustVideoDataset`.
+        allow_missing_labels (bool): See :class:`RobustVideoDataset`.
+        **kwargs: ``RawframeDataset`` arguments (``data_prefix``,
+            ``filename_tmpl``, ``with_offset``, ``multi_class``,
+            ``num_classes``, ``test_mode``, ...).
+    """
+
+    path_key = 'frame_dir'
+    prefix_key = 'img'
+
+    def __init__(self,
+                 ann_file: str,
+                 pipeline: List[Union[dict, Callable]],
+                 max_broken_fraction: float = 0.05,
+                 broken_record_file: Optional[str] = None,
+                 allow_missing_labels: bool = False,
+                 **kwargs) -> None:
+        self.allow_missing_labels = allow_missing_labels
+        self._init_broken_sample_skip(max_broken_fraction, broken_record_file)
+        super().__init__(ann_file, pipeline, **kwargs)
+
+    def load_data_list(self) -> List[dict]:
+        """Load the rawframe list; raise ``AnnotationError`` on bad lines."""
+        _check_ann_file_exists(self.ann_file)
+        check_label_options(self.multi_class, self.num_classes)
+        counts = 'offset total_frames' if self.with_offset else 'total_frames'
+        data_list = parse_annotation_file(
+            self.ann_file,
+            parse_rawframe_line,
+            fmt=f'frame_dir {counts} label' +
+            (' [label ...]' if self.multi_class else ''),
+            with_offset=self.with_offset,
+            multi_class=self.multi_class,
+            num_classes=self.num_classes,
+            allow_missing_labels=self.allow_missing_labels)
+        prefix = self.data_prefix['img']
+        if prefix is not None:
+            for info in data_list:
+                info['frame_dir'] = osp.join(prefix, info['frame_dir'])
+        return data_list

@@ -1,0 +1,1 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.

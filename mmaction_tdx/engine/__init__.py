@@ -1,0 +1,5 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Runner extensions (hooks) of mmaction_tdx."""
+from .hooks import BrokenSampleReportHook
+
+__all__ = ['BrokenSampleReportHook']

@@ -1,0 +1,3 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+from .resnet_tdn import ResNetTDN  # noqa: F401,E402
+from .resnet_tdrl import ResNetTDRL, TDRLBlock  # noqa: F401

@@ -1,0 +1,286 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""TDN's long-term temporal difference module (L-TDM), Sec. 3.3.
+
+The module excites the features of every segment with the aligned,
+multi-scale difference to its neighbouring segments (Eqs. (2), (4)-(6)).
+The default is the official release (``MCG-NJU/TDN``, ``ops/base_module.py``,
+class ``mSEModule``); where the release differs from the paper text, the
+paper's form is an option (see :class:`LongTermTDM`).
+"""
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmaction.registry import MODELS
+from mmaction.utils import ConfigType, OptConfigType
+from mmcv.cnn import ConvModule, build_conv_layer
+from mmengine.model import BaseModule
+
+from .temporal_modules import check_positive_int, check_segment_batch
+
+
+@MODELS.register_module()
+class LongTermTDM(BaseModule):
+    """Long-term temporal difference module (L-TDM) of TDN (Sec. 3.3).
+
+    With ``F_t`` the input of segment ``t`` and ``S_t = BN(Conv1x1(F_t))``
+    its squeezed (``C -> C / reduction``) features:
+
+    1. aligned difference (Eq. (4)): ``D_t = Conv_cw(S_{t+1}) - S_t``
+       forward and ``Conv_cw(S_{t-1}) - S_t`` backward, where ``Conv_cw`` is
+       a channel-wise 3x3 convolution ("alignment"). The difference is zero
+       where the neighbour does not exist (last segment forward, first
+       segment backward). This is the release's sign; Eq. (4) writes
+       ``F_t - Conv(F_{t+1})``. Because ``sigmoid`` is followed by a
+       learned ``BN`` the two are the same family of functions, but
+       weights trained with one sign do not transfer to the other.
+    2. multi-scale (Eq. (5)): ``(D + BN(Conv3x3(D)) +
+       Up(BN(Conv3x3(AvgPool2x2(D))))) / 3`` with nearest upsampling (the
+       release; the paper says bilinear).
+    3. ``Z = BN(Conv1x1(.))`` back to ``C`` channels and
+       ``A = sigmoid(Z) - 0.5``; the forward and backward ``A`` share all
+       layers and are averaged (Eq. (6)).
+    4. output ``F + F * A`` (Eq. (2)).
+
+    Args:
+        in_channels (int): ``C``.
+        num_segments (int): ``T``, segments per video.
+        reduction (int): Channel reduction ``r`` of the squeeze conv.
+            Defaults to 16 (release).
+        temporal_operator (str): ``'difference'`` (default) or
+            ``'average'``, which replaces ``Conv_cw(S_n) - S_t`` with
+            ``(Conv_cw(S_n) + S_t) / 2`` (Table 1(a), "avg").
+        multi_scale (bool): Use the three-branch multi-scale sum (step 2).
+            ``False`` feeds the difference straight to step 3
+            (Table 1(c)). Defaults to True.
+        bidirectional (bool): Average the forward and backward directions.
+            ``False`` uses the forward direction only (Table 1(c)).
+            Defaults to True.
+        fusion (str): How ``Z`` enters the features.
+            ``'attention'`` (default, Eq. (2)): ``F + F * (sigmoid(Z) -
+            0.5)``; ``'channel_attention'`` (Table 1(c), TEA-like): the same
+            with ``Z`` computed from the spatially averaged difference, one
+            weight per channel; ``'add'`` (Table 1(c), "F + G"): ``F + Z``,
+            the difference representation added without attention.
+        backward_full_scale_from_forward (bool): Reproduce the first public
+            release (Dec 2020; fixed after MCG-NJU/TDN issue #6), whose
+            backward direction applied the full-scale 3x3 conv+BN to the
+            *forward* direction's full-scale output instead of the backward
+            difference. Only for checkpoints trained with that code.
+            Defaults to False.
+        conv_cfg (dict): Conv layer config. Defaults to ``dict(type='Conv')``.
+        norm_cfg (dict): Norm layer config. Defaults to
+            ``dict(type='BN2d', requires_grad=True)``.
+        init_cfg (dict, optional): MMEngine init config. Defaults to None.
+
+    Shape:
+        ``(N*T, C, H, W) -> (N*T, C, H, W)``.
+    """
+
+    temporal_operators = ('difference', 'average')
+    fusions = ('attention', 'channel_attention', 'add')
+
+    def __init__(self,
+                 in_channels: int,
+                 num_segments: int,
+                 reduction: int = 16,
+                 temporal_operator: str = 'difference',
+                 multi_scale: bool = True,
+                 bidirectional: bool = True,
+                 fusion: str = 'attention',
+                 backward_full_scale_from_forward: bool = False,
+                 conv_cfg: ConfigType = dict(type='Conv'),
+                 norm_cfg: ConfigType = dict(type='BN2d', requires_grad=True),
+                 init_cfg: OptConfigType = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        name = type(self).__name__
+        check_positive_int(in_channels, 'in_channels', name)
+        check_positive_int(num_segments, 'num_segments', name)
+        check_positive_int(reduction, 'reduction', name)
+        if in_channels // reduction < 1:
+            raise ValueError(
+                f'{name}: reduction={reduction} leaves no channels of '
+                f'in_channels={in_channels}. Use reduction <= {in_channels}.')
+        if temporal_operator not in self.temporal_operators:
+            raise ValueError(
+                f'{name}: `temporal_operator` must be one of '
+                f'{self.temporal_operators}, got {temporal_operator!r}.')
+        if fusion not in self.fusions:
+            raise ValueError(f'{name}: `fusion` must be one of '
+                             f'{self.fusions}, got {fusion!r}.')
+        if backward_full_scale_from_forward and not (multi_scale
+                                                     and bidirectional):
+            raise ValueError(
+                f'{name}: backward_full_scale_from_forward=True reproduces a '
+                'quirk of the multi-scale, bidirectional release module; it '
+                'needs multi_scale=True and bidirectional=True.')
+        self.in_channels = in_channels
+        self.num_segments = num_segments
+        self.reduction = reduction
+        self.temporal_operator = temporal_operator
+        self.multi_scale = multi_scale
+        self.bidirectional = bidirectional
+        self.fusion = fusion
+        self.backward_full_scale_from_forward = \
+            backward_full_scale_from_forward
+
+        hidden = in_channels // reduction
+        self.squeeze = ConvModule(
+            in_channels,
+            hidden,
+            kernel_size=1,
+            bias=False,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=None)
+        # Channel-wise smoothing of the neighbour before the difference
+        # relieves the spatial misalignment between segments (Eq. (4)).
+        self.align = build_conv_layer(
+            conv_cfg,
+            hidden,
+            hidden,
+            kernel_size=3,
+            padding=1,
+            groups=hidden,
+            bias=False)
+        if multi_scale:
+            self.full_scale = ConvModule(
+                hidden,
+                hidden,
+                kernel_size=3,
+                padding=1,
+                bias=False,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=None)
+            self.half_scale = ConvModule(
+                hidden,
+                hidden,
+                kernel_size=3,
+                padding=1,
+                bias=False,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=None)
+        self.expand = ConvModule(
+            hidden,
+            in_channels,
+            kernel_size=1,
+            bias=False,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=None)
+
+    def _neighbour_relation(self, squeezed: torch.Tensor,
+                            aligned: torch.Tensor,
+                            direction: str) -> torch.Tensor:
+        """Relate every segment to its aligned neighbour (Eq. (4)).
+
+        Args:
+            squeezed (Tensor): ``S``, ``(N, T, C/r, H, W)``.
+            aligned (Tensor): ``Conv_cw(S)``, ``(N, T, C/r, H, W)``.
+            direction (str): ``'forward'`` (neighbour ``t + 1``) or
+                ``'backward'`` (neighbour ``t - 1``).
+
+        Returns:
+            Tensor: ``(N*T, C/r, H, W)``, zero where the neighbour is
+            missing.
+        """
+        if direction == 'forward':
+            neighbour, current = aligned[:, 1:], squeezed[:, :-1]
+        else:
+            neighbour, current = aligned[:, :-1], squeezed[:, 1:]
+        if self.temporal_operator == 'difference':
+            relation = neighbour - current
+        else:
+            relation = (neighbour + current) / 2
+        missing = relation.new_zeros(relation[:, :1].shape)
+        if direction == 'forward':
+            relation = torch.cat([relation, missing], dim=1)
+        else:
+            relation = torch.cat([missing, relation], dim=1)
+        return relation.flatten(0, 1)
+
+    def _multi_scale(
+        self,
+        diff: torch.Tensor,
+        full_scale_input: Optional[torch.Tensor] = None
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Average the difference over three receptive fields (Eq. (5)).
+
+        Args:
+            diff (Tensor): ``(N*T, C/r, H, W)``.
+            full_scale_input (Tensor, optional): Replaces ``diff`` as the
+                input of the full-scale conv (the Dec-2020 quirk).
+
+        Returns:
+            tuple: the combined ``(N*T, C/r, H, W)`` map and the full-scale
+            branch output (needed by the quirk), or ``(diff, None)`` when
+            ``multi_scale`` is off.
+        """
+        if not self.multi_scale:
+            return diff, None
+        half = self.half_scale(F.avg_pool2d(diff, kernel_size=2, stride=2))
+        half = F.interpolate(half, size=diff.shape[-2:], mode='nearest')
+        full = self.full_scale(
+            diff if full_scale_input is None else full_scale_input)
+        # Same summation order as the release, for bitwise-close outputs.
+        combined = 1.0 / 3.0 * diff + 1.0 / 3.0 * half + 1.0 / 3.0 * full
+        return combined, full
+
+    def _excitation(self, relation: torch.Tensor) -> torch.Tensor:
+        """Map a ``(N*T, C/r, H, W)`` combined map to ``Z`` or ``A``."""
+        if self.fusion == 'channel_attention':
+            relation = F.adaptive_avg_pool2d(relation, 1)
+        z = self.expand(relation)
+        if self.fusion == 'add':
+            return z
+        return torch.sigmoid(z) - 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Excite segment features with their temporal differences.
+
+        Args:
+            x (Tensor): ``(N*T, C, H, W)``.
+
+        Returns:
+            Tensor: ``(N*T, C, H, W)``.
+        """
+        n = check_segment_batch(x, self.num_segments, type(self).__name__)
+        squeezed = self.squeeze(x)
+        aligned = self.align(squeezed)
+        squeezed = squeezed.view(n, self.num_segments, *squeezed.shape[1:])
+        aligned = aligned.view(n, self.num_segments, *aligned.shape[1:])
+
+        directions = ['forward', 'backward'] if self.bidirectional \
+            else ['forward']
+        excitations: List[torch.Tensor] = []
+        forward_full = None
+        # Directions run one after the other (not batched) so that in
+        # training every BN sees one direction per call, as in the release.
+        for direction in directions:
+            relation = self._neighbour_relation(squeezed, aligned, direction)
+            quirk_input = forward_full if (
+                direction == 'backward'
+                and self.backward_full_scale_from_forward) else None
+            combined, full = self._multi_scale(relation, quirk_input)
+            if direction == 'forward':
+                forward_full = full
+            excitations.append(self._excitation(combined))
+
+        if len(excitations) == 2:
+            excitation = 0.5 * excitations[0] + 0.5 * excitations[1]
+        else:
+            excitation = excitations[0]
+        if self.fusion == 'add':
+            return x + excitation
+        return x + x * excitation
+
+    def extra_repr(self) -> str:
+        return (f'in_channels={self.in_channels}, '
+                f'num_segments={self.num_segments}, '
+                f'reduction={self.reduction}, '
+                f'temporal_operator={self.temporal_operator!r}, '
+                f'multi_scale={self.multi_scale}, '
+                f'bidirectional={self.bidirectional}, '
+                f'fusion={self.fusion!r}')

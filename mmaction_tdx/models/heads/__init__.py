@@ -1,0 +1,2 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+from .tsn_td_head import TSNTDHead  # noqa: F401

@@ -1,0 +1,264 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Robust datasets skip broken samples, log each once and stop when too
+many are broken; short videos repeat their last frame and are fine."""
+import json
+import multiprocessing
+import os
+import os.path as osp
+import pickle
+import uuid
+
+import cv2
+import numpy as np
+import pytest
+
+import mmaction_tdx  # noqa: F401  (compat fixes first)
+from bad_video_files import (BROKEN, SHORT, clip_pipeline,
+                             make_bad_video_set, write_video_list)
+from mmaction.registry import DATASETS
+from mmaction_tdx.datasets import (BrokenDataError, BrokenSampleRecord,
+                                   RobustVideoDataset)
+from mmaction_tdx.datasets.broken_samples import fraction_exceeded
+from mmengine.dataset import pseudo_collate
+from mmengine.logging import MMLogger
+from mmengine.registry import init_default_scope
+from torch.utils.data import DataLoader
+
+CLIP_SHAPE = (40, 3, 16, 16)  # 8 clips x 5 frames, NCHW
+
+
+@pytest.fixture(autouse=True)
+def mmaction_scope():
+    init_default_scope('mmaction')
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    """A fresh current MMLogger writing to a file (forked workers too)."""
+    path = tmp_path / 'run.log'
+    MMLogger.get_instance(f'test_{uuid.uuid4().hex}', log_file=str(path))
+    return path
+
+
+@pytest.fixture
+def videos(tmp_path):
+    """Folder with 4 good, 4 broken and 1 short video; list of all 9."""
+    root = tmp_path / 'videos'
+    root.mkdir()
+    names = make_bad_video_set(str(root))
+    order = names['good'][:2] + names['broken'] + names['short'] + \
+        names['good'][2:]
+    ann = write_video_list(str(tmp_path / 'list.txt'), order)
+    return dict(root=str(root), ann=ann, order=order, **names)
+
+
+def build(videos, **options) -> RobustVideoDataset:
+    return DATASETS.build(
+        dict(
+            type='RobustVideoDataset',
+            ann_file=videos['ann'],
+            data_prefix=dict(video=videos['root']),
+            pipeline=clip_pipeline(test_mode=options.get('test_mode', False)),
+            **options))
+
+
+def log_lines_naming(log_file, path):
+    text = log_file.read_text() if log_file.exists() else ''
+    return [line for line in text.splitlines()
+            if f'Skipped broken sample {path} (' in line]
+
+
+@pytest.mark.parametrize('num_workers', [0, 2])
+def test_broken_videos_are_skipped_replaced_and_logged_once(
+        videos, log_file, num_workers):
+    dataset = build(videos, max_broken_fraction=1.0)
+    loader = DataLoader(
+        dataset,
+        batch_size=3,
+        num_workers=num_workers,
+        persistent_workers=False,
+        collate_fn=pseudo_collate)
+
+    for _epoch in range(2):
+        shapes = [tuple(x.shape) for batch in loader for x in batch['inputs']]
+        assert shapes == [CLIP_SHAPE] * len(dataset)  # all 9 replaced
+
+    broken = dataset.broken_samples
+    paths = {name: osp.join(videos['root'], name) for name in BROKEN}
+    assert list(sorted(broken)) == sorted(paths.values())
+    assert broken[paths['missing.mp4']].startswith('not found')
+    assert broken[paths['empty.mp4']].startswith('empty file (0 bytes)')
+    for name in ('truncated.mp4', 'not_a_video.mp4'):
+        assert broken[paths[name]].startswith('not a decodable video')
+        assert 'DecordInit raised RuntimeError' in broken[paths[name]]
+    # Every broken index is visited once per epoch, plus unlucky refetches.
+    assert dataset.broken_sample_record.num_events >= 2 * len(BROKEN)
+    # Logged once per path over 2 epochs and (with workers) 2 processes.
+    for path in paths.values():
+        assert len(log_lines_naming(log_file, path)) == 1, path
+    assert not log_lines_naming(log_file, osp.join(videos['root'], SHORT))
+
+
+def test_pickled_copies_share_one_record(videos):
+    """Spawned workers get a pickled copy; it must write to the same file
+    and see what the others wrote."""
+    dataset = build(videos, max_broken_fraction=1.0)
+    copy = pickle.loads(pickle.dumps(dataset))
+    broken_index = videos['order'].index('empty.mp4')
+
+    assert copy.prepare_data(broken_index) is None
+
+    assert copy.broken_sample_record.file == \
+        dataset.broken_sample_record.file
+    assert list(dataset.broken_samples) == [
+        osp.join(videos['root'], 'empty.mp4')
+    ]
+
+
+def test_short_video_repeats_its_last_frame_and_is_not_broken(videos):
+    dataset = build(videos, max_broken_fraction=0.0)
+    index = videos['order'].index(SHORT)
+
+    clip = dataset[index]['inputs']
+
+    assert tuple(clip.shape) == CLIP_SHAPE
+    # Frames 0, 1, 2 have grey values 100, 110, 120 (lossy mp4v: +-4).
+    # Each 5-frame clip of the 3-frame video is frames 0 1 2 2 2.
+    greys = clip[:, 0, 8, 8].float().reshape(8, 5).numpy()
+    expected = np.tile([100, 110, 120, 120, 120], (8, 1))
+    np.testing.assert_allclose(greys, expected, atol=4)
+    assert dataset.broken_samples == {}
+    assert not osp.exists(dataset.broken_sample_record.file)
+
+
+# With workers, torch takes 10 s to shut the workers down after one raised
+# (any exception, not ours); the Runner test covers workers.
+@pytest.mark.parametrize('num_workers', [0])
+def test_too_many_broken_samples_stop_the_run_naming_paths_and_fix(
+        videos, log_file, num_workers):
+    # 1 broken of 9 is 11 % > the default 5 %.
+    dataset = build(videos)
+    assert dataset.max_broken_fraction == 0.05
+    loader = DataLoader(
+        dataset,
+        batch_size=3,
+        num_workers=num_workers,
+        collate_fn=pseudo_collate)
+
+    with pytest.raises(BrokenDataError) as error:
+        for _ in loader:
+            pass
+
+    message = str(error.value)
+    assert osp.join(videos['root'], 'truncated.mp4') in message
+    assert 'max_broken_fraction=0.05' in message
+    assert 'tools/analysis/check_videos.py ' + videos['ann'] in message
+    assert f'--data-prefix {videos["root"]}' in message
+
+
+def test_within_the_limit_no_error(videos):
+    dataset = build(videos, max_broken_fraction=0.5)  # 4 of 9 = 44 %
+    for index in range(len(dataset)):
+        assert tuple(dataset[index]['inputs'].shape) == CLIP_SHAPE
+    assert dataset.broken_fraction_error() is None
+    dataset.max_broken_fraction = 0.4
+    assert isinstance(dataset.broken_fraction_error(), BrokenDataError)
+
+
+def test_fraction_limit_boundaries():
+    assert not fraction_exceeded(1, 20, 0.05)
+    assert fraction_exceeded(2, 20, 0.05)
+    assert not fraction_exceeded(0, 10, 0.0)
+    assert fraction_exceeded(1, 10, 0.0)
+    assert not fraction_exceeded(10, 10, 1.0)
+
+
+def test_max_broken_fraction_is_validated(videos):
+    with pytest.raises(ValueError, match='max_broken_fraction'):
+        build(videos, max_broken_fraction=5)
+
+
+def test_test_mode_replaces_with_the_next_sample_deterministically(videos):
+    dataset = build(videos, test_mode=True, max_broken_fraction=1.0)
+    first_broken = videos['order'].index('truncated.mp4')
+    next_good = videos['order'].index(SHORT)  # after the 4 broken ones
+
+    replaced = dataset[first_broken]
+
+    expected = dataset[next_good]
+    assert replaced['data_samples'].gt_label == \
+        expected['data_samples'].gt_label
+    assert (replaced['inputs'] == expected['inputs']).all()
+    assert len(dataset.broken_samples) == len(BROKEN)
+
+
+def write_frames(frame_dir, num_frames):
+    os.makedirs(frame_dir)
+    for i in range(1, num_frames + 1):
+        cv2.imwrite(
+            osp.join(frame_dir, f'img_{i:05}.jpg'),
+            np.full((12, 16, 3), 10 * i, np.uint8))
+
+
+def test_rawframe_dataset_skips_missing_dirs_and_frames(tmp_path, log_file):
+    write_frames(str(tmp_path / 'ok'), 8)
+    write_frames(str(tmp_path / 'holes'), 3)  # list says 8 frames
+    ann = tmp_path / 'rawframes.txt'
+    ann.write_text('ok 8 0\nmissing 8 1\nholes 8 1\n')
+    dataset = DATASETS.build(
+        dict(
+            type='RobustRawframeDataset',
+            ann_file=str(ann),
+            data_prefix=dict(img=str(tmp_path)),
+            max_broken_fraction=1.0,
+            test_mode=True,
+            pipeline=[
+                dict(type='SampleFrames', clip_len=1, num_clips=8,
+                     test_mode=True),
+                dict(type='RawFrameDecode'),
+                dict(type='FormatShape', input_format='NCHW'),
+                dict(type='PackActionInputs'),
+            ]))
+
+    labels = [int(dataset[i]['data_samples'].gt_label) for i in range(3)]
+
+    assert labels == [0, 0, 0]  # both broken ones replaced by 'ok'
+    broken = dataset.broken_samples
+    assert broken[str(tmp_path / 'missing')].startswith('not found')
+    assert broken[str(tmp_path / 'holes')].startswith(
+        'RawFrameDecode raised FileNotFoundError')
+
+
+def _add_many(file, path, times):
+    record = BrokenSampleRecord(file)
+    return [record.add(path, f'pid {os.getpid()}') for _ in range(times)]
+
+
+def test_record_logs_a_path_once_across_processes(tmp_path):
+    file = str(tmp_path / 'sub' / 'record.jsonl')
+    context = multiprocessing.get_context('fork')
+    with context.Pool(4) as pool:
+        results = pool.starmap(_add_many, [(file, 'same.mp4', 5)] * 4)
+
+    firsts = [first for result in results for first in result]
+    assert firsts.count(True) == 1
+    record = BrokenSampleRecord(file).refresh()
+    assert record.num_events == 20
+    assert list(record.distinct) == ['same.mp4']
+
+
+def test_record_recovers_from_a_torn_line(tmp_path):
+    file = tmp_path / 'record.jsonl'
+    record = BrokenSampleRecord(str(file))
+    assert record.add('a.mp4', 'reason a')
+    with open(file, 'a') as f:
+        f.write('{"path": "torn.mp')  # a process killed mid-write
+
+    assert record.add('b.mp4', 'reason b')
+    assert not BrokenSampleRecord(str(file)).add('b.mp4', 'again')
+
+    fresh = BrokenSampleRecord(str(file)).refresh()
+    assert list(fresh.distinct) == ['a.mp4', 'b.mp4']
+    assert fresh.num_events == 3
+    lines = file.read_text().splitlines()
+    assert json.loads(lines[-1])['reason'] == 'again'

@@ -1,0 +1,387 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+import mmaction_tdx  # noqa: F401
+from mmaction.registry import MODELS  # noqa: E402
+from mmengine.analysis import FlopAnalyzer  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmaction_tdx.models.common import (  # noqa: E402
+    ChannelwiseTemporalConv, LongTermTDM, MotionEnhancementModule,
+    ShortTermTDM, TemporalShift)
+
+T, S = 4, 64
+
+# One entry per ablation of Table 1 (options of the modules, not copies).
+TABLE1_VARIANTS = {
+    'a_stdm_stacked_frames':
+    dict(short_term_tdm=dict(type='ShortTermTDM', input_mode='frames')),
+    'a_ltdm_average':
+    dict(long_term_tdm=dict(type='LongTermTDM', temporal_operator='average')),
+    **{
+        f'b_stdm_{fusion}': dict(
+            short_term_tdm=dict(type='ShortTermTDM', fusion=fusion))
+        for fusion in ('add', 'mul', 'mul_add', 'channel_mul',
+                       'channel_mul_add')
+    },
+    'c_ltdm_add':
+    dict(long_term_tdm=dict(type='LongTermTDM', fusion='add')),
+    'c_ltdm_channel':
+    dict(
+        long_term_tdm=dict(
+            type='LongTermTDM', fusion='channel_attention',
+            multi_scale=False)),
+    'c_ltdm_single_scale':
+    dict(long_term_tdm=dict(type='LongTermTDM', multi_scale=False)),
+    'c_ltdm_forward_only':
+    dict(long_term_tdm=dict(type='LongTermTDM', bidirectional=False)),
+    'd_stdm_stage1':
+    dict(short_term_stages=(1, ), long_term_stages=(2, 3, 4, 5)),
+    'd_stdm_stages123':
+    dict(short_term_stages=(1, 2, 3), long_term_stages=(4, 5)),
+    'e_stdm_only':
+    dict(long_term_tdm=None),
+    'e_ltdm_only':
+    dict(short_term_tdm=None),
+    'e_ltdm_only_centre_of_5':
+    dict(short_term_tdm=None, frames_per_segment=5),
+    'e_baseline_temporal_conv':
+    dict(short_term_tdm=None, long_term_tdm=None),
+    'f_tsm':
+    dict(
+        short_term_tdm=None,
+        long_term_tdm=None,
+        temporal_module=dict(type='TemporalShift'),
+        long_term_stages=(2, 3, 4, 5)),
+    'f_teinet':
+    dict(
+        short_term_tdm=None,
+        long_term_tdm=None,
+        temporal_module=[
+            dict(type='MotionEnhancementModule'),
+            dict(type='ChannelwiseTemporalConv')
+        ],
+        long_term_stages=(2, 3, 4, 5)),
+    'f_tconv_5x_frames':
+    dict(short_term_tdm=None, long_term_tdm=None, num_segments=5 * T),
+    'release_dec2020_quirk':
+    dict(
+        long_term_tdm=dict(
+            type='LongTermTDM', backward_full_scale_from_forward=True)),
+}
+
+
+def _backbone(depth=18, **options):
+    cfg = dict(type='ResNetTDN', depth=depth, num_segments=T)
+    cfg.update(copy.deepcopy(options))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def _clips(model, n=1, seed=0):
+    torch.manual_seed(seed)
+    frames = n * model.num_segments * model.frames_per_segment
+    return torch.randn(frames, 3, S, S)
+
+
+def _reverse_segments(x, model):
+    clip = x.view(-1, model.num_segments, model.frames_per_segment,
+                  *x.shape[1:])
+    return clip.flip(1).reshape(x.shape)
+
+
+def test_default_is_the_release_design():
+    model = MODELS.build(dict(type='ResNetTDN', depth=50, num_segments=8))
+    assert model.frames_per_segment == 5
+    assert isinstance(model.stdm, ShortTermTDM)
+    assert model.stdm.num_fused_stages == 2
+    assert model.stdm.fusion_weights == (0.5, 0.5)
+    assert model.stdm.layer1[0].conv3.conv.out_channels == 256
+    for stage, layer in enumerate(
+        [model.layer1, model.layer2, model.layer3, model.layer4], start=2):
+        for block in layer:
+            if stage == 2:
+                assert block.ltdm is None and block.temporal is None
+            else:
+                assert isinstance(block.ltdm, LongTermTDM)
+                assert block.ltdm.in_channels == block.conv1.conv.out_channels
+                assert isinstance(block.temporal, ChannelwiseTemporalConv)
+                assert block.temporal.conv.bias is None
+                assert block.temporal.conv.weight.requires_grad
+    model16 = MODELS.build(dict(type='ResNetTDN', depth=50, num_segments=16))
+    assert model16.stdm.fusion_weights == (0.75, 0.25)
+
+
+def test_temporal_conv_is_a_shift_after_init_weights():
+    model = _backbone()
+    conv = model.layer2[0].temporal
+    x = torch.randn(2 * T, conv.in_channels, 3, 3)
+    torch.testing.assert_close(
+        conv(x),
+        TemporalShift(conv.in_channels, T)(x))
+
+
+def test_default_r50_shapes():
+    model = _backbone(depth=50).eval()
+    with torch.no_grad():
+        out = model(_clips(model, n=2))
+    assert out.shape == (2 * T, 2048, S // 32, S // 32)
+
+
+@pytest.mark.parametrize('name', sorted(TABLE1_VARIANTS))
+def test_table1_variants(name):
+    model = _backbone(**TABLE1_VARIANTS[name]).eval()
+    with torch.no_grad():
+        out = model(_clips(model, n=2))
+    assert out.shape == (2 * model.num_segments, 512, S // 32, S // 32)
+
+
+def test_table1_variant_structure():
+    tei = _backbone(**TABLE1_VARIANTS['f_teinet'])
+    assert isinstance(tei.layer1[0].temporal[0], MotionEnhancementModule)
+    assert isinstance(tei.layer1[0].temporal[1], ChannelwiseTemporalConv)
+    stage1 = _backbone(**TABLE1_VARIANTS['d_stdm_stage1'])
+    assert stage1.stdm.res_layers == [] and stage1.layer1[0].ltdm
+    stages123 = _backbone(**TABLE1_VARIANTS['d_stdm_stages123'])
+    assert stages123.stdm.res_layers == ['layer1', 'layer2']
+    assert stages123.layer2[0].ltdm is None
+    assert _backbone(**TABLE1_VARIANTS['e_ltdm_only']).frames_per_segment == 1
+
+
+def test_gradients_reach_every_parameter():
+    model = _backbone().train()
+    model(_clips(model, n=2)).square().mean().backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None, name
+        assert torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+
+
+def test_static_video_feeds_zeros_to_the_short_term_branch():
+    model = _backbone().eval()
+    seen = []
+    model.stdm.stem.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0]))
+    torch.manual_seed(0)
+    one_frame = torch.randn(T, 1, 3, S, S)
+    static = one_frame.expand(T, 5, 3, S, S).reshape(-1, 3, S, S)
+    with torch.no_grad():
+        model(static)
+    assert seen[0].shape == (T, 12, S // 2, S // 2)
+    assert seen[0].abs().max() == 0
+
+
+def test_rgb_path_sees_the_centre_frame():
+    model = _backbone(short_term_tdm=None, frames_per_segment=5).eval()
+    x = _clips(model)
+    centre = x.view(T, 5, 3, S, S)[:, 2]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(x),
+            model.layer4(
+                model.layer3(
+                    model.layer2(
+                        model.layer1(model.maxpool(model.conv1(centre)))))))
+
+
+def test_reversing_segment_order_changes_the_output():
+    model = _backbone().eval()
+    x = _clips(model)
+    with torch.no_grad():
+        out = model(x)
+        out_of_reversed = model(_reverse_segments(x, model))
+    reversed_out = out.view(-1, T, *out.shape[1:]).flip(1).reshape(out.shape)
+    assert (out_of_reversed - reversed_out).abs().max() > 1e-3
+
+
+def test_frame_count_errors():
+    model = _backbone().eval()
+    with pytest.raises(ValueError) as err:
+        model(torch.randn(4 * T * 5 - 1, 3, S, S))
+    message = str(err.value)
+    for part in (f'num_segments={T}', str(4 * T * 5 - 1),
+                 f'SampleFrames(clip_len=5, frame_interval=1, num_clips={T})'):
+        assert part in message
+    with pytest.raises(ValueError, match='not a whole number of clips'):
+        model(torch.randn(T * 5 + 5, 3, S, S))  # 1.25 clips
+    with pytest.raises(ValueError, match='4-D'):
+        model(torch.randn(1, T * 5, 3, S, S))
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match='consecutive'):
+        _backbone(short_term_stages=(2, 3))
+    with pytest.raises(ValueError, match='stages 2-5'):
+        _backbone(long_term_stages=(1, 3))
+    with pytest.raises(ValueError, match='frames_per_segment'):
+        _backbone(frames_per_segment=3)
+    with pytest.raises(ValueError, match='odd'):
+        _backbone(short_term_tdm=None, frames_per_segment=2)
+    with pytest.raises(ValueError, match='num_stages'):
+        _backbone(num_stages=3)
+
+
+def _recognizer(**backbone):
+    init_default_scope('mmaction')
+    return MODELS.build(
+        dict(
+            type='SegmentRecognizer2D',
+            backbone=dict(type='ResNetTDN', depth=18, num_segments=T,
+                          **backbone),
+            cls_head=dict(
+                type='TSNHead',
+                num_classes=7,
+                in_channels=512,
+                dropout_ratio=0.5,
+                average_clips='prob'),
+            data_preprocessor=dict(
+                type='ActionDataPreprocessor',
+                mean=[123.675, 116.28, 103.53],
+                std=[58.395, 57.12, 57.375],
+                format_shape='NCHW'))).eval()
+
+
+def test_recognizer_averages_over_segments():
+    model = _recognizer()
+    torch.manual_seed(0)
+    inputs = torch.randn(2, T * 5, 3, S, S)
+    with torch.no_grad():
+        scores, kwargs = model.extract_feat(
+            inputs, stage='head', test_mode=True)
+        feats = model.backbone(inputs.view(-1, 3, S, S))
+    assert kwargs['num_segs'] == T
+    pooled = feats.mean((2, 3)).view(2, T, -1).mean(1)
+    torch.testing.assert_close(scores, model.cls_head.fc_cls(pooled))
+
+
+def test_recognizer_rejects_partial_clips():
+    model = _recognizer()
+    with pytest.raises(ValueError, match='multiple of 5'):
+        model.extract_feat(torch.randn(1, T * 5 + 1, 3, S, S))
+    with pytest.raises(ValueError, match='whole number of clips'):
+        model.extract_feat(torch.randn(1, T * 5 + 5, 3, S, S))
+
+
+class _TorchvisionBasicBlock(nn.Module):
+    """torchvision's ResNet-18 block layout (independent of our code)."""
+
+    def __init__(self, inplanes, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        if stride != 1 or inplanes != planes:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False),
+                nn.BatchNorm2d(planes))
+
+
+def _torchvision_resnet18_state():
+    net = nn.Module()
+    net.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+    net.bn1 = nn.BatchNorm2d(64)
+    inplanes = 64
+    for i, planes in enumerate((64, 128, 256, 512)):
+        stride = 1 if i == 0 else 2
+        setattr(
+            net, f'layer{i + 1}',
+            nn.Sequential(
+                _TorchvisionBasicBlock(inplanes, planes, stride),
+                _TorchvisionBasicBlock(planes, planes, 1)))
+        inplanes = planes
+    net.fc = nn.Linear(512, 1000)
+    state = net.state_dict()
+    torch.manual_seed(3)
+    for value in state.values():
+        if value.is_floating_point():
+            value.uniform_(0.1, 1.0)
+    return state
+
+
+def test_imagenet_init_from_torchvision_layout(tmp_path):
+    state = _torchvision_resnet18_state()
+    path = tmp_path / 'resnet18_tv.pth'
+    torch.save(state, path)
+    model = _backbone(pretrained=str(path))
+    own = model.state_dict()
+    torch.testing.assert_close(own['conv1.conv.weight'], state['conv1.weight'])
+    torch.testing.assert_close(own['conv1.bn.running_var'],
+                               state['bn1.running_var'])
+    torch.testing.assert_close(own['layer3.0.conv2.bn.weight'],
+                               state['layer3.0.bn2.weight'])
+    torch.testing.assert_close(own['layer4.0.downsample.conv.weight'],
+                               state['layer4.0.downsample.0.weight'])
+    torch.testing.assert_close(own['layer4.0.downsample.bn.bias'],
+                               state['layer4.0.downsample.1.bias'])
+    # The S-TDM's layer1 is a copy of ImageNet's layer1.
+    torch.testing.assert_close(own['stdm.layer1.1.conv1.conv.weight'],
+                               state['layer1.1.conv1.weight'])
+    torch.testing.assert_close(own['stdm.layer1.0.conv2.bn.running_mean'],
+                               state['layer1.0.bn2.running_mean'])
+    # Its first conv: conv1's mean over RGB, repeated for 12 channels.
+    rgb_mean = state['conv1.weight'].mean(1, keepdim=True)
+    torch.testing.assert_close(own['stdm.stem.conv.weight'],
+                               rgb_mean.expand(64, 12, 7, 7))
+    # Every non-fc torchvision tensor went somewhere.
+    body = [k for k in state if not k.startswith('fc.')]
+    assert len(model.imagenet_state_dict(state)) == len(body) + len(
+        [k for k in body if k.startswith('layer1.')]) + 1
+
+
+def test_imagenet_init_rejects_wrong_weights(tmp_path):
+    state = _torchvision_resnet18_state()
+    del state['layer2.1.bn1.running_mean']
+    state['layer3.0.conv1.weight'] = torch.zeros(1)
+    path = tmp_path / 'broken.pth'
+    torch.save(state, path)
+    with pytest.raises(KeyError) as err:
+        _backbone(pretrained=str(path))
+    assert 'layer2.1.bn1.running_mean' in str(err.value)
+    assert 'layer3.0.conv1.weight' in str(err.value)
+
+
+def _flops_and_params(depth, num_segments):
+    init_default_scope('mmaction')
+    model = MODELS.build(
+        dict(
+            type='SegmentRecognizer2D',
+            backbone=dict(
+                type='ResNetTDN', depth=depth, num_segments=num_segments),
+            cls_head=dict(
+                type='TSNHead', num_classes=174, in_channels=2048),
+            data_preprocessor=dict(
+                type='ActionDataPreprocessor', format_shape='NCHW'))).eval()
+    model.forward = model.extract_feat  # as tools/analysis_tools/get_flops
+    inputs = torch.randn(1, 5 * num_segments, 3, 224, 224)
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, (inputs, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        flops = analyzer.total()
+    params = sum(p.numel() for p in model.backbone.parameters())
+    return flops, params
+
+
+def test_flops_and_params_r50_8_segments():
+    torch.set_num_threads(1)
+    flops, params = _flops_and_params(50, 8)
+    assert abs(flops / 35.9e9 - 1) < 0.01
+    # 24.06 M is the release's backbone (its conv biases included, no
+    # classifier); ours has no conv biases (folded into BN).
+    assert abs(params / 24.06e6 - 1) < 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('depth,num_segments,gflops', [(50, 16, 71.8),
+                                                       (101, 8, 66.2),
+                                                       (101, 16, 132.4)])
+def test_flops_paper_table2(depth, num_segments, gflops):
+    torch.set_num_threads(1)
+    flops, _ = _flops_and_params(depth, num_segments)
+    assert abs(flops / (gflops * 1e9) - 1) < 0.01

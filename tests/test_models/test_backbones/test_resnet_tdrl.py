@@ -1,0 +1,232 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+# mmaction_tdx first: its compat fixes make `mmaction.models` importable.
+import mmaction_tdx  # noqa: F401  # isort: skip
+import pytest
+import torch
+from mmaction.models.backbones.resnet import ResNet
+from mmaction.registry import MODELS
+
+from mmaction_tdx.models.backbones.resnet_tdrl import TDRLBlock
+from mmaction_tdx.models.common import (
+    ChannelwiseTemporalConv,
+    MotionEnhancementModule,
+    ProgressiveEnhancementModule,
+    TemporalShift,
+)
+
+T = 4
+
+
+def _backbone(**kwargs):
+    torch.manual_seed(0)
+    cfg = dict(type='ResNetTDRL', depth=18, num_segments=T)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def _frames(videos=2, size=32):
+    return torch.randn(videos * T, 3, size, size)
+
+
+def test_default_structure():
+    model = _backbone(depth=50)
+    blocks = [b for name in model.res_layers for b in getattr(model, name)]
+    assert len(blocks) == 16
+    for block in blocks:
+        assert isinstance(block, TDRLBlock)
+        assert isinstance(block.enhancement, ProgressiveEnhancementModule)
+        assert isinstance(block.temporal, ChannelwiseTemporalConv)
+        assert block.temporal.in_channels == block.conv1.in_channels
+        assert block.enhancement.num_segments == T
+    td = [(name, i) for name in model.res_layers
+          for i, b in enumerate(getattr(model, name)) if b.with_td_loss]
+    assert td == [('layer2', 3), ('layer3', 5), ('layer4', 2)]
+
+
+def test_state_dict_keeps_resnet_keys():
+    """ResNet checkpoints (e.g. ImageNet) load without renaming."""
+    ours = set(_backbone().state_dict())
+    plain = set(ResNet(18).state_dict())
+    assert plain <= ours
+    extra = ours - plain
+    assert extra and all('.enhancement.' in k or '.temporal.' in k
+                         for k in extra)
+
+
+def test_train_returns_td_features_only_when_requested():
+    model = _backbone()
+    x = _frames()
+    model.train()
+    assert torch.is_tensor(model(x))  # nothing requested
+    model.request_aux_outputs(('td_features', ))
+    feats, aux = model(x)
+    assert feats.shape == (2 * T, 512, 1, 1)
+    assert [z.shape for z in aux['td_features']] == [(2 * T, 128, 4, 4),
+                                                   (2 * T, 256, 2, 2),
+                                                   (2 * T, 512, 1, 1)]
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert torch.is_tensor(out) and out.shape == feats.shape
+
+
+def test_backward_reaches_pem_and_tm():
+    model = _backbone()
+    model.request_aux_outputs(('td_features', ))
+    model.train()
+    feats, aux = model(_frames())
+    (feats.mean() + sum(z.mean() for z in aux['td_features'])).backward()
+    for name, param in model.named_parameters():
+        if '.enhancement.' in name or '.temporal.' in name:
+            assert param.grad is not None, name
+            assert param.grad.abs().sum() > 0, name
+
+
+def _capture(block, module_name):
+    captured = {}
+    module = getattr(block, module_name)
+    handle = module.register_forward_hook(
+        lambda m, i, o: captured.update(input=i[0], output=o))
+    return captured, handle
+
+
+@pytest.mark.parametrize('enhancement_position,td_position,source', [
+    ('before_tm', 'after_tm', ('temporal', 'output')),
+    ('before_tm', 'before_tm', ('enhancement', 'output')),
+    ('after_tm', 'after_tm', ('temporal', 'output')),
+    ('after_tm', 'before_tm', ('temporal', 'input')),
+])
+def test_positions(enhancement_position, td_position, source):
+    model = _backbone(
+        enhancement_position=enhancement_position, td_position=td_position)
+    block = model.layer2[-1]
+    enh, h1 = _capture(block, 'enhancement')
+    tm, h2 = _capture(block, 'temporal')
+    model.request_aux_outputs(('td_features', ))
+    model.train()
+    _, aux = model(_frames())
+    h1.remove()
+    h2.remove()
+    if enhancement_position == 'before_tm':
+        assert enh['output'] is tm['input']
+    else:
+        assert tm['output'] is enh['input']
+    captured = enh if source[0] == 'enhancement' else tm
+    assert aux['td_features'][0] is captured[source[1]]
+
+
+@pytest.mark.parametrize('kwargs,enhancement,temporal', [
+    (dict(temporal_module=dict(type='TemporalShift'),
+          enhancement_module=None), type(None), TemporalShift),
+    (dict(enhancement_module=dict(type='MotionEnhancementModule')),
+     MotionEnhancementModule, ChannelwiseTemporalConv),
+    (dict(temporal_module=None), ProgressiveEnhancementModule, type(None)),
+])
+def test_ablation_variants(kwargs, enhancement, temporal):
+    model = _backbone(**kwargs)
+    assert isinstance(model.layer3[0].enhancement, enhancement)
+    assert isinstance(model.layer3[0].temporal, temporal)
+    model.request_aux_outputs(('td_features', ))
+    feats, aux = model(_frames(videos=1))
+    assert feats.shape == (T, 512, 1, 1) and len(aux['td_features']) == 3
+
+
+def test_td_blocks_and_bad_settings():
+    model = _backbone(td_blocks=((0, -2), (), (), (1, )))
+    assert model.td_blocks == ((0, ), (), (), (1, ))
+    model.request_aux_outputs(('td_features', ))
+    _, aux = model(_frames(videos=1))
+    assert [z.shape[1] for z in aux['td_features']] == [64, 512]
+    with pytest.raises(ValueError, match='one entry'):
+        _backbone(td_blocks=((), (-1, )))
+    with pytest.raises(ValueError, match=r'layer2 of ResNet-18 has 2 blocks'):
+        _backbone(td_blocks=((), (2, ), (), ()))
+    with pytest.raises(ValueError, match='no TDRL-B block'):
+        _backbone(td_blocks=((), (), (), ())).request_aux_outputs(
+            ('td_features', ))
+    with pytest.raises(ValueError, match='cannot provide'):
+        _backbone().request_aux_outputs(('flow', ))
+    with pytest.raises(ValueError, match='enhancement_position'):
+        _backbone(enhancement_position='inside')
+    with pytest.raises(ValueError, match='not a multiple of 4'):
+        _backbone()(torch.randn(T + 2, 3, 32, 32))
+
+
+def test_checkpointed_bottleneck_matches():
+    model = _backbone(
+        depth=50,
+        with_cp=True,
+        num_stages=2,
+        out_indices=(1, ),
+        strides=(1, 2),
+        dilations=(1, 1),
+        td_blocks=((), (-1, )))
+    model.request_aux_outputs(('td_features', ))
+    x = torch.randn(T, 3, 16, 16)
+    feats, aux = model(x)
+    feats.sum().backward()
+    grad = model.layer1[0].temporal.conv.weight.grad.clone()
+    model.zero_grad()
+    for name in model.res_layers:
+        for block in getattr(model, name):
+            block.with_cp = False
+    feats2, aux2 = model(x)
+    feats2.sum().backward()
+    assert torch.allclose(feats, feats2)
+    assert torch.allclose(aux['td_features'][0], aux2['td_features'][0])
+    assert torch.allclose(grad, model.layer1[0].temporal.conv.weight.grad)
+
+
+def test_flops_r50_t8_match_the_paper():
+    """Table 1: 33 GFLOPs for R50, 8 frames at 224x224 (within 3 %)."""
+    from mmengine.analysis import FlopAnalyzer
+    model = _backbone(depth=50, num_segments=8).eval()
+    analyzer = FlopAnalyzer(model, (torch.randn(8, 3, 224, 224), ))
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    assert abs(analyzer.total() / 1e9 - 33) / 33 < 0.03
+
+
+@pytest.mark.parametrize('temporal', ['TemporalShift',
+                                      'ChannelwiseTemporalConv'])
+def test_without_pem_equals_mmaction_tsm(temporal):
+    """Table 3/4 baselines: TSM, and TIM at its shift init, are TSM."""
+    tsm = MODELS.build(dict(type='ResNetTSM', depth=18, num_segments=T))
+    ours = _backbone(
+        temporal_module=dict(type=temporal), enhancement_module=None)
+    state = {k.replace('.net.', '.'): v for k, v in tsm.state_dict().items()}
+    missing, unexpected = ours.load_state_dict(state, strict=False)
+    assert not unexpected
+    assert all('.temporal.' in k for k in missing)
+    tsm.eval()
+    ours.eval()
+    x = _frames(videos=1)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), tsm(x), atol=1e-6)
+
+
+def test_loads_torchvision_style_imagenet_checkpoint(tmp_path):
+    """``pretrained='torchvision://resnet50'`` maps names as for ResNet."""
+    from mmcv.cnn import ConvModule
+    source = ResNet(18)
+    state = {}
+    for name, module in source.named_modules():
+        if not isinstance(module, ConvModule):
+            continue
+        conv_name = name + '.0' if 'downsample' in name else name
+        bn_name = name + '.1' if 'downsample' in name else name.replace(
+            'conv', 'bn')
+        state[conv_name + '.weight'] = module.conv.weight.detach() + 1
+        for key, value in module.bn.state_dict().items():
+            state[f'{bn_name}.{key}'] = value + 1
+    torch.save(state, tmp_path / 'resnet18_tv.pth')
+    model = _backbone(pretrained=str(tmp_path / 'resnet18_tv.pth'))
+    model.init_weights()
+    ours = model.state_dict()
+    for key, value in source.state_dict().items():
+        if not key.endswith('num_batches_tracked'):
+            assert torch.equal(ours[key], value + 1), key
+    # The temporal modules keep their own (shift) initialisation.
+    assert torch.equal(
+        model.layer1[0].temporal.conv.weight,
+        ChannelwiseTemporalConv(64, T).conv.weight)

@@ -1,0 +1,60 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+# mmaction_tdx first: its compat fixes make `mmaction.models` importable.
+import mmaction_tdx  # noqa: F401  # isort: skip
+import pytest
+import torch
+from mmaction.models.heads import TSNHead
+from mmaction.registry import MODELS
+from mmaction.structures import ActionDataSample
+
+T, C = 4, 16
+
+
+def _head(**kwargs):
+    torch.manual_seed(0)
+    cfg = dict(type='TSNTDHead', num_classes=3, in_channels=C)
+    cfg.update(kwargs)
+    return MODELS.build(cfg)
+
+
+def _samples(n=2):
+    return [ActionDataSample().set_gt_label(i % 3) for i in range(n)]
+
+
+def test_without_loss_td_is_a_tsn_head():
+    head = _head()
+    assert isinstance(head, TSNHead)
+    assert head.backbone_aux_outputs == ()
+    losses = head.loss(torch.randn(2 * T, C, 2, 2), _samples(), num_segs=T)
+    assert 'loss_cls' in losses and 'loss_td' not in losses
+
+
+def test_loss_td_sums_the_blocks():
+    head = _head(loss_td=dict(type='TemporalDiversityLoss'))
+    assert head.backbone_aux_outputs == ('td_features', )
+    td = [torch.randn(2 * T, 8, 4, 4), torch.randn(2 * T, 6, 2, 2)]
+    losses = head.loss(
+        torch.randn(2 * T, C, 2, 2), _samples(), num_segs=T, td_features=td)
+    reference = MODELS.build(
+        dict(type='TemporalDiversityLoss', num_segments=T))
+    expected = reference(td[0]) + reference(td[1])
+    assert torch.allclose(losses['loss_td'], expected)
+    assert set(losses) >= {'loss_cls', 'loss_td'}
+
+
+def test_explicit_num_segments_wins_over_num_segs():
+    # Two views of T segments: num_segs is 2T, the videos have T segments.
+    head = _head(loss_td=dict(type='TemporalDiversityLoss', num_segments=T))
+    td = [torch.randn(2 * T, 8, 3, 3)]
+    losses = head.loss(
+        torch.randn(2 * T, C, 2, 2), _samples(1), num_segs=2 * T,
+        td_features=td)
+    reference = MODELS.build(
+        dict(type='TemporalDiversityLoss', num_segments=T))
+    assert torch.allclose(losses['loss_td'], reference(td[0]))
+
+
+def test_missing_td_features_is_explained():
+    head = _head(loss_td=dict(type='TemporalDiversityLoss'))
+    with pytest.raises(ValueError, match='no `td_features`'):
+        head.loss(torch.randn(2 * T, C, 2, 2), _samples(), num_segs=T)

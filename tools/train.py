@@ -1,0 +1,124 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Train a recognizer (MMAction2's ``tools/train.py`` command line).
+
+Example::
+
+    python tools/train.py configs/quickstart/<config>.py --work-dir work_dirs/x
+    python tools/train.py CONFIG --resume            # from the last checkpoint
+    python -m torch.distributed.run --nproc_per_node=2 tools/train.py CONFIG \
+        --launcher pytorch
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmaction.registry import RUNNERS
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+# Importing the package first repairs the stack (mmaction_tdx.compat) even
+# before the config's ``custom_imports`` are read.
+import mmaction_tdx  # noqa: F401
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a recognizer')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from the given checkpoint, or (no value) from the '
+        'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--amp', action='store_true', help='enable automatic mixed precision')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual total batch size')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument(
+        '--diff-rank-seed',
+        action='store_true',
+        help='set a different seed on each rank')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='use deterministic algorithms')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, e.g. key=value or a.b=[1,2]')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args) -> Config:
+    """Apply the command-line options to the config."""
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise ValueError(
+                f'--amp needs an OptimWrapper, the config has {optim_wrapper}')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    if args.auto_scale_lr:
+        cfg.setdefault('auto_scale_lr', {})
+        cfg.auto_scale_lr.enable = True
+    randomness = cfg.get('randomness', {}) or {}
+    if args.seed is not None:
+        randomness['seed'] = args.seed
+    if args.deterministic:
+        randomness['deterministic'] = True
+    if args.diff_rank_seed:
+        randomness['diff_rank_seed'] = True
+    cfg.randomness = randomness
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg = merge_args(cfg, args)
+    if 'runner_type' in cfg:
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
