@@ -10,6 +10,21 @@ import shutil
 import sys
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+# Start-up hook for ``mmaction_tdx::`` config paths (see
+# _mmaction_tdx_config_scope.py); a .pth file must sit at the top of
+# site-packages, so it is copied next to the top-level modules.
+STARTUP_PTH = 'mmaction-tdx-config-scope.pth'
+
+
+class BuildPyWithPth(build_py):
+
+    def run(self):
+        super().run()
+        self.copy_file(
+            osp.join(HERE, STARTUP_PTH), osp.join(self.build_lib,
+                                                  STARTUP_PTH))
 
 HERE = osp.dirname(osp.abspath(__file__))
 MIM_FILES = ['configs', 'tools', 'model-index.yml']
@@ -43,12 +58,10 @@ def add_mim_extension() -> None:
     Editable installs (``pip install -e``) get symlinks so edits show up at
     once; wheels and sdists get copies.
     """
-    if 'develop' in sys.argv or any('editable' in a for a in sys.argv):
-        mode = 'symlink'
-    elif {'sdist', 'bdist_wheel', 'install', 'build', 'build_py'} & set(
-            sys.argv) or 'egg_info' in sys.argv:
+    if {'sdist', 'bdist_wheel', 'install', 'build', 'build_py'} & set(
+            sys.argv):
         mode = 'copy'
-    else:
+    else:  # develop, editable_wheel, egg_info
         mode = 'symlink'
     mim_root = osp.join(HERE, 'mmaction_tdx', '.mim')
     os.makedirs(mim_root, exist_ok=True)
@@ -79,6 +92,8 @@ if __name__ == '__main__':
         long_description_content_type='text/markdown',
         keywords='computer vision, video understanding, action recognition',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
+        py_modules=['_mmaction_tdx_config_scope'],
+        cmdclass={'build_py': BuildPyWithPth},
         include_package_data=True,
         package_data={'mmaction_tdx': ['.mim/**/*', '.mim/*']},
         python_requires='>=3.8',

@@ -7,6 +7,10 @@ import textwrap
 
 import pytest
 
+# Repairs the stack (mmaction_tdx.compat) before any test imports
+# mmaction.models.
+import mmaction_tdx  # noqa: F401
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED = osp.join(osp.dirname(REPO_ROOT), 'shared')
 

@@ -14,7 +14,8 @@ defect is real where the fix is needed.
 import os
 from collections import OrderedDict
 
-from . import importlib_metadata_shim, mmaction_drn, resnet_train, torch_load
+from . import (importlib_metadata_shim, mmaction_drn, mmengine_config_scope,
+               resnet_train, torch_load)
 
 # name -> module; order matters (see module docstring).
 FIXES = OrderedDict([
@@ -22,6 +23,7 @@ FIXES = OrderedDict([
     ('mmaction_drn', mmaction_drn),
     ('torch_weights_only', torch_load),
     ('resnet_train_returns_self', resnet_train),
+    ('mmengine_config_scope', mmengine_config_scope),
 ])
 
 SKIP_ENV = 'MMACTION_TDX_SKIP_COMPAT'

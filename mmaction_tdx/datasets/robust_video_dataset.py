@@ -41,11 +41,19 @@ from mmaction.registry import DATASETS
 from mmengine.fileio import exists
 from mmengine.logging import print_log
 
-from .annotation_checks import (check_label_options, parse_annotation_file,
-                                parse_rawframe_line, parse_video_line)
-from .broken_samples import (BrokenDataError, BrokenSampleRecord,
-                             describe_failure, fraction_exceeded,
-                             too_many_broken_message)
+from .annotation_checks import (
+    check_label_options,
+    parse_annotation_file,
+    parse_rawframe_line,
+    parse_video_line,
+)
+from .broken_samples import (
+    BrokenDataError,
+    BrokenSampleRecord,
+    describe_failure,
+    fraction_exceeded,
+    too_many_broken_message,
+)
 
 
 class BrokenSampleSkipMixin:

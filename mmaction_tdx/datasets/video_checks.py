@@ -11,6 +11,7 @@ was dropped.
 """
 import os
 import os.path as osp
+import sys
 from dataclasses import dataclass, field
 from functools import partial
 from typing import List, Optional, Tuple
@@ -18,7 +19,7 @@ from typing import List, Optional, Tuple
 from mmengine.utils import track_parallel_progress, track_progress
 
 from .annotation_checks import read_annotation_lines, split_fields
-from .broken_samples import file_fact, describe_failure
+from .broken_samples import describe_failure, file_fact
 
 OK = 'ok'
 UNREADABLE = 'unreadable'
@@ -184,20 +185,23 @@ def check_video_list(ann_file: str,
     if decoder not in PROBES:
         raise ValueError(f'decoder={decoder!r} is not one of '
                          f'{sorted(PROBES)}')
-    entries = [(lineno, line)
-               for lineno, line in enumerate(read_annotation_lines(ann_file), 1)
+    lines = read_annotation_lines(ann_file)
+    entries = [(lineno, line) for lineno, line in enumerate(lines, 1)
                if line.strip()]
     paths = [
         osp.join(data_prefix, split_fields(line, delimiter)[0])
         for _, line in entries
     ]
     check = partial(check_video, min_frames=min_frames, decoder=decoder)
+    # mmengine's default progress file is the sys.stdout of import time;
+    # pass today's so that redirecting stdout redirects the bar too.
     if not paths:
         checks = []
     elif nproc > 1:
-        checks = track_parallel_progress(check, paths, nproc=nproc)
+        checks = track_parallel_progress(
+            check, paths, nproc=nproc, file=sys.stdout)
     else:
-        checks = track_progress(check, paths)
+        checks = track_progress(check, paths, file=sys.stdout)
     report = VideoListReport(out=out)
     for (lineno, line), result in zip(entries, checks):
         report.checks.append((lineno, result))

@@ -1,12 +1,16 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """Malformed annotation lines fail at load with file, line and fix; valid
 lists load exactly as MMAction2's stock datasets load them."""
+# mmaction_tdx first: its compat fixes make `mmaction.datasets` importable.
+import mmaction_tdx  # noqa: F401  # isort: skip
 import pytest
-
-import mmaction_tdx  # noqa: F401  (compat fixes first)
 from mmaction.datasets import RawframeDataset, VideoDataset
-from mmaction_tdx.datasets import (AnnotationError, RobustRawframeDataset,
-                                   RobustVideoDataset)
+
+from mmaction_tdx.datasets import (
+    AnnotationError,
+    RobustRawframeDataset,
+    RobustVideoDataset,
+)
 
 
 def write(tmp_path, text, name='list.txt'):

@@ -1,6 +1,8 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """Robust datasets skip broken samples, log each once and stop when too
 many are broken; short videos repeat their last frame and are fine."""
+# mmaction_tdx first: its compat fixes make `mmaction.datasets` importable.
+import mmaction_tdx  # noqa: F401  # isort: skip
 import json
 import multiprocessing
 import os
@@ -11,18 +13,25 @@ import uuid
 import cv2
 import numpy as np
 import pytest
-
-import mmaction_tdx  # noqa: F401  (compat fixes first)
-from bad_video_files import (BROKEN, SHORT, clip_pipeline,
-                             make_bad_video_set, write_video_list)
+from bad_video_files import (
+    BROKEN,
+    SHORT,
+    clip_pipeline,
+    make_bad_video_set,
+    write_video_list,
+)
 from mmaction.registry import DATASETS
-from mmaction_tdx.datasets import (BrokenDataError, BrokenSampleRecord,
-                                   RobustVideoDataset)
-from mmaction_tdx.datasets.broken_samples import fraction_exceeded
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader
+
+from mmaction_tdx.datasets import (
+    BrokenDataError,
+    BrokenSampleRecord,
+    RobustVideoDataset,
+)
+from mmaction_tdx.datasets.broken_samples import fraction_exceeded
 
 CLIP_SHAPE = (40, 3, 16, 16)  # 8 clips x 5 frames, NCHW
 

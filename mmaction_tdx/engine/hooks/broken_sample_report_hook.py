@@ -18,8 +18,10 @@ class BrokenSampleReportHook(Hook):
     ``RepeatDataset``). Before each train/val/test epoch it points their
     shared record of broken samples into the run's log directory (unless the
     config set ``broken_record_file``). After the epoch it logs how many
-    samples were skipped and replaced in the epoch and how many distinct
-    broken samples the run has met, and raises ``BrokenDataError`` if they
+    loads failed in the epoch (each was replaced by another sample; in
+    val/test a run of consecutive broken samples fails more than once) and
+    how many distinct broken samples the run has met, and raises
+    ``BrokenDataError`` if they
     exceed the dataset's ``max_broken_fraction`` (the dataset raises by
     itself as soon as it notices; this is the end-of-epoch check).
 
@@ -50,7 +52,9 @@ class BrokenSampleReportHook(Hook):
         self._before_epoch(runner, 'val')
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._after_epoch(runner, 'val', 'val')
+        # Distinct titles: MMLogger drops a WARNING equal to an earlier one.
+        self._after_epoch(runner, 'val',
+                          f'val (epoch {runner.epoch}, iter {runner.iter})')
 
     def before_test_epoch(self, runner) -> None:
         self._before_epoch(runner, 'test')
@@ -92,7 +96,8 @@ class BrokenSampleReportHook(Hook):
                 id(dataset), 0)
             num_broken, num_samples = len(record.distinct), len(dataset)
             message = (
-                f'Broken samples, {title}: {hits} skipped and replaced; '
+                f'Broken samples, {title}: {hits} failed loads, each '
+                'replaced by another sample; '
                 f'{num_broken} distinct broken of {num_samples} so far '
                 f'({num_broken / max(num_samples, 1):.1%}, limit '
                 f'{dataset.max_broken_fraction:.1%}) in '

@@ -35,6 +35,11 @@ class LongTermUnitMixin:
     """Runs a block's long-term unit (L-TDM, temporal modules) after
     ``conv1``, as the release's ``BottleneckShift`` does."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ltdm: Optional[nn.Module] = None
+        self.temporal: Optional[nn.Module] = None
+
     def attach_long_term(self, ltdm: Optional[nn.Module],
                          temporal: Optional[nn.Module]) -> None:
         """Insert ``ltdm`` then ``temporal`` after ``conv1``; either may be
@@ -44,12 +49,10 @@ class LongTermUnitMixin:
 
     def long_term(self, out: torch.Tensor) -> torch.Tensor:
         """``(N*T, C, H, W) -> (N*T, C, H, W)``; identity if unattached."""
-        ltdm = getattr(self, 'ltdm', None)
-        temporal = getattr(self, 'temporal', None)
-        if ltdm is not None:
-            out = ltdm(out)
-        if temporal is not None:
-            out = temporal(out)
+        if self.ltdm is not None:
+            out = self.ltdm(out)
+        if self.temporal is not None:
+            out = self.temporal(out)
         return out
 
 

@@ -3,10 +3,20 @@ import itertools
 
 import pytest
 import torch
+from mmaction.registry import MODELS
 
 import mmaction_tdx  # noqa: F401
-from mmaction.registry import MODELS  # noqa: E402
-from mmaction_tdx.models.common import LongTermTDM  # noqa: E402
+from mmaction_tdx.models.common import LongTermTDM
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The CI machine is small and shared; one thread avoids contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 N, T, C, H, W = 2, 4, 32, 7, 7  # odd size: the half scale must round-trip
 

@@ -1,10 +1,20 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 import pytest
 import torch
+from mmaction.registry import MODELS
 
 import mmaction_tdx  # noqa: F401
-from mmaction.registry import MODELS  # noqa: E402
-from mmaction_tdx.models.common import ShortTermTDM  # noqa: E402
+from mmaction_tdx.models.common import ShortTermTDM
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The CI machine is small and shared; one thread avoids contention."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 NT, L, S = 4, 5, 32
 

@@ -1,0 +1,38 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Let ``mmaction_tdx::`` config paths resolve in mmengine 0.10.7.
+
+Upstream limitation (mmengine 0.10.7, ``mmengine/config/utils.py``):
+``_get_package_and_cfg_path`` accepts ``package::path`` only for packages
+listed in the hard-coded ``MODULE2PACKAGE`` table (mmdet, mmaction, ...), so
+``_base_ = ['mmaction_tdx::quickstart/<name>.py']`` fails with
+"mmengine does not support to load mmaction_tdx config." even though our
+configs are installed under ``mmaction_tdx/.mim/configs`` the OpenMMLab way.
+
+The fix adds our entry to that table. Config files are parsed before their
+``custom_imports`` run, so the entry must exist before a user's config is
+read: our tools import ``mmaction_tdx`` first, and installing the package puts
+``mmaction_tdx-mmengine-scope.pth`` in site-packages, which runs
+:func:`install_import_hook` at interpreter start (see
+:mod:`mmaction_tdx.compat.startup`), so MMAction2's own tools and ``mim`` work
+too. Where mmengine already knows the package, nothing changes.
+"""
+PACKAGE = 'mmaction_tdx'
+
+
+def _table():
+    from mmengine.config import utils as config_utils
+    return config_utils.MODULE2PACKAGE
+
+
+def is_needed() -> bool:
+    return PACKAGE not in _table()
+
+
+def apply() -> bool:
+    """Register ``mmaction_tdx`` as an mmengine config scope.
+
+    Returns:
+        bool: True if the entry is present after the call.
+    """
+    _table().setdefault(PACKAGE, PACKAGE)
+    return True
