@@ -34,6 +34,6 @@ from . import compat  # noqa: E402
 
 compat.apply_all()
 
-from . import datasets, models  # noqa: E402,F401
+from . import datasets, engine, models  # noqa: E402,F401
 
 __all__ = ['__version__', 'version_info', 'compat']

@@ -14,8 +14,13 @@ defect is real where the fix is needed.
 import os
 from collections import OrderedDict
 
-from . import (importlib_metadata_shim, mmaction_drn, mmengine_config_scope,
-               resnet_train, torch_load)
+from . import (
+    importlib_metadata_shim,
+    mmaction_drn,
+    mmengine_config_scope,
+    resnet_train,
+    torch_load,
+)
 
 # name -> module; order matters (see module docstring).
 FIXES = OrderedDict([

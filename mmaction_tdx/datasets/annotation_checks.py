@@ -35,7 +35,7 @@ class AnnotationError(ValueError):
     parse it)."""
 
 
-class _LineError(ValueError):
+class MalformedLineError(ValueError):
     """One malformed line; the message is the problem and its fix."""
 
 
@@ -62,7 +62,7 @@ def _parse_int(text: str, what: str, fix: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise _LineError(f'{what} {text!r} is not an integer; {fix}') \
+        raise MalformedLineError(f'{what} {text!r} is not an integer; {fix}') \
             from None
 
 
@@ -89,12 +89,12 @@ def parse_labels(fields: Sequence[str], multi_class: bool,
             # Stock datasets use -1; a multi-label one-hot gets no positive
             # class ([-1] would mark the last class).
             return [] if multi_class else -1
-        raise _LineError(
+        raise MalformedLineError(
             'no label; append the class index, or set '
             'allow_missing_labels=True in the dataset config if this is an '
             'unlabelled list for inference')
     if not multi_class and len(fields) > 1:
-        raise _LineError(
+        raise MalformedLineError(
             f'{len(fields)} labels {list(fields)} but multi_class=False; '
             'keep one label, or set multi_class=True (and num_classes) for '
             'a multi-label list (if a path contains spaces, set `delimiter` '
@@ -106,7 +106,7 @@ def parse_labels(fields: Sequence[str], multi_class: bool,
     for label in labels:
         if label < 0 or (num_classes is not None and label >= num_classes):
             valid = f'0..{num_classes - 1}' if num_classes else '0 or more'
-            raise _LineError(
+            raise MalformedLineError(
                 f'label {label} is out of range {valid}'
                 + (f' for num_classes={num_classes}' if num_classes else '')
                 + '; fix the label, or num_classes in the dataset config')
@@ -123,7 +123,8 @@ def parse_video_line(line: str, delimiter: Optional[str] = ' ',
         dict: ``filename`` (as written, without data prefix) and ``label``.
 
     Raises:
-        _LineError: The line is malformed; the message says how to fix it.
+        MalformedLineError: The line is malformed; the message says how to
+            fix it.
     """
     fields = split_fields(line, delimiter)
     label = parse_labels(fields[1:], multi_class, num_classes,
@@ -143,13 +144,14 @@ def parse_rawframe_line(line: str, with_offset: bool = False,
         ``RawframeDataset`` makes them.
 
     Raises:
-        _LineError: The line is malformed; the message says how to fix it.
+        MalformedLineError: The line is malformed; the message says how to
+            fix it.
     """
     fields = split_fields(line)
     counts = ['offset', 'total_frames'] if with_offset else ['total_frames']
     expected = ' '.join(['frame_dir'] + counts + ['label'])
     if len(fields) < 1 + len(counts):
-        raise _LineError(f'too few fields; expected `{expected}`')
+        raise MalformedLineError(f'too few fields; expected `{expected}`')
     info = dict(frame_dir=fields[0])
     for name, text in zip(counts, fields[1:1 + len(counts)]):
         info[name] = _parse_int(
@@ -157,12 +159,12 @@ def parse_rawframe_line(line: str, with_offset: bool = False,
             f'{not with_offset} if the list has '
             f'{"no" if with_offset else "an"} offset column)')
     if info['total_frames'] < 1:
-        raise _LineError(
+        raise MalformedLineError(
             f'total_frames {info["total_frames"]} is not positive; '
             're-extract the frames of this video or drop the line')
     if info.get('offset', 0) < 0:
-        raise _LineError(f'offset {info["offset"]} is negative; fix or '
-                         'drop the line')
+        raise MalformedLineError(
+            f'offset {info["offset"]} is negative; fix or drop the line')
     info['label'] = parse_labels(fields[1 + len(counts):], multi_class,
                                  num_classes, allow_missing_labels)
     return info
@@ -206,7 +208,7 @@ def parse_annotation_file(ann_file: str, parse_line, fmt: str,
             continue
         try:
             entries.append(parse_line(line, **options))
-        except _LineError as err:
+        except MalformedLineError as err:
             problems.append(f'  {ann_file}:{lineno}: {err}\n'
                             f'      line: {line!r}')
     if problems:

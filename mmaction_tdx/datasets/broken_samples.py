@@ -9,8 +9,8 @@ be re-created each epoch. So the record of broken samples lives in a file:
 hit (an *event*) and reads the lines the other processes wrote. From that
 file every process knows
 
-* whether a path was already reported (so each path is logged once per run,
-  across workers and epochs),
+* whether a path was already reported (so each path is logged once per
+  dataset and run, across workers and epochs),
 * how many distinct broken paths the run has met so far (for the limit
   ``max_broken_fraction``), and
 * how many events there were (so a hook can report a count per epoch).

@@ -186,6 +186,31 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
     writer.release()
 
 
+def check_decodable(path: str, frames: np.ndarray) -> None:
+    """Read a written clip back with decord, as the training pipeline will.
+
+    decord 0.6.0 fails on some frame sizes (e.g. 48x48 mp4v clips raise
+    "DECORDArrayCopyFromTo: The size must exactly match"); catching that here
+    names the setting instead of failing inside a dataloader worker.
+    """
+    import decord
+    try:
+        reader = decord.VideoReader(path)
+        decoded = reader.get_batch([0]).asnumpy()
+        count = len(reader)
+    except Exception as error:  # decord raises its own DECORDError
+        raise RuntimeError(
+            f'decord cannot read the generated clip {path} '
+            f'({frames.shape[2]}x{frames.shape[1]}): {error}. Choose another '
+            '--size (64, 80, 96 and 112 are known to work).') from error
+    if decoded.shape[1:3] != frames.shape[1:3] or count != len(frames):
+        raise RuntimeError(
+            f'decord reads {path} as {count} frames of '
+            f'{decoded.shape[2]}x{decoded.shape[1]}, but '
+            f'{len(frames)} frames of {frames.shape[2]}x{frames.shape[1]} '
+            'were written. Choose another --size (64-112).')
+
+
 def clip_jobs(spec: SyntheticMotionSpec) -> List[Tuple[str, int, int]]:
     """``(split, index, label)`` for every clip, in a fixed order."""
     jobs = []
@@ -233,6 +258,13 @@ def generate(spec: SyntheticMotionSpec,
     for split in ('train', 'val'):
         os.makedirs(osp.join(spec.root, 'videos', split), exist_ok=True)
     jobs = [(spec, *job) for job in clip_jobs(spec)]
+    probe_path = osp.join(spec.root, 'videos', 'decord_probe.mp4')
+    probe = render_clip(spec, 'probe', 0, 0)
+    write_mp4(probe_path, probe, spec.fps)
+    try:
+        check_decodable(probe_path, probe)
+    finally:
+        os.remove(probe_path)
     if not show_progress:
         list(map(_generate_one, jobs))
     elif nproc > 1:

@@ -9,8 +9,12 @@ import pytest
 
 import mmaction_tdx
 from mmaction_tdx import compat
-from mmaction_tdx.compat import (importlib_metadata_shim, mmaction_drn,
-                                 resnet_train, torch_load)
+from mmaction_tdx.compat import (
+    importlib_metadata_shim,
+    mmaction_drn,
+    resnet_train,
+    torch_load,
+)
 
 BLOCK_BACKPORT = '''
 import importlib.abc, sys

@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import os.path as osp
 import pickle
+import tempfile
 import uuid
 
 import cv2
@@ -58,10 +59,12 @@ def videos(tmp_path):
     order = names['good'][:2] + names['broken'] + names['short'] + \
         names['good'][2:]
     ann = write_video_list(str(tmp_path / 'list.txt'), order)
-    return dict(root=str(root), ann=ann, order=order, **names)
+    record = str(tmp_path / 'broken_samples.jsonl')
+    return dict(root=str(root), ann=ann, order=order, record=record, **names)
 
 
 def build(videos, **options) -> RobustVideoDataset:
+    options.setdefault('broken_record_file', videos['record'])
     return DATASETS.build(
         dict(
             type='RobustVideoDataset',
@@ -137,7 +140,7 @@ def test_short_video_repeats_its_last_frame_and_is_not_broken(videos):
     expected = np.tile([100, 110, 120, 120, 120], (8, 1))
     np.testing.assert_allclose(greys, expected, atol=4)
     assert dataset.broken_samples == {}
-    assert not osp.exists(dataset.broken_sample_record.file)
+    assert not osp.exists(videos['record'])
 
 
 # With workers, torch takes 10 s to shut the workers down after one raised
@@ -182,6 +185,16 @@ def test_fraction_limit_boundaries():
     assert not fraction_exceeded(10, 10, 1.0)
 
 
+def test_default_record_is_a_fresh_temporary_file_made_on_demand(videos):
+    first = build(videos, broken_record_file=None)
+    second = build(videos, broken_record_file=None)
+    assert first.broken_record_file_is_default
+    file = first.broken_sample_record.file
+    assert file != second.broken_sample_record.file
+    assert osp.dirname(file) == tempfile.gettempdir()
+    assert not osp.exists(file)  # until a sample is broken
+
+
 def test_max_broken_fraction_is_validated(videos):
     with pytest.raises(ValueError, match='max_broken_fraction'):
         build(videos, max_broken_fraction=5)
@@ -220,6 +233,7 @@ def test_rawframe_dataset_skips_missing_dirs_and_frames(tmp_path, log_file):
             ann_file=str(ann),
             data_prefix=dict(img=str(tmp_path)),
             max_broken_fraction=1.0,
+            broken_record_file=str(tmp_path / 'broken_samples.jsonl'),
             test_mode=True,
             pipeline=[
                 dict(type='SampleFrames', clip_len=1, num_clips=8,

@@ -13,7 +13,8 @@ train.py". The layout ``setup.py develop`` used to make (``.egg-info`` in the
 checkout, the checkout on ``sys.path`` through a ``.pth`` file) puts the
 distribution location at the checkout, where both tools find
 ``mmaction_tdx/.mim``. The ``.pth`` file also runs the start-up hook of
-``_mmaction_tdx_config_scope.py`` (``mmaction_tdx::`` config paths). Dependencies are installed separately (see Makefile).
+``_mmaction_tdx_config_scope.py`` (``mmaction_tdx::`` config paths).
+Dependencies are installed separately (see Makefile).
 
 Usage: ``python tools/install/develop.py`` (idempotent).
 """

@@ -143,6 +143,9 @@ def load_release_checkpoint(path: str) -> dict:
         with torch.serialization.safe_globals(RELEASE_CHECKPOINT_GLOBALS):
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
+        if 'Unsupported global' not in str(err):
+            raise ValueError(f'{path} is not a PyTorch checkpoint: {err}') \
+                from None
         raise ValueError(
             f'{path} holds objects that a TDN release checkpoint does not '
             'hold (allowed: tensors, plain containers and '

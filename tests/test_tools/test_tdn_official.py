@@ -1,0 +1,405 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Round trip: a checkpoint in the release's layout -> tools/convert ->
+``init_recognizer`` -> the same class scores.
+
+``ReleaseTDN`` below is an independent, deliberately plain re-statement of
+the release's model (``ops/tdn_net.py``, ``ops/base_module.py``,
+``ops/models.py``) with its module names, so its ``state_dict`` has the
+release's keys: biased ResNet convs, ``conv1_temp``, ``conv1_5``,
+``resnext_layer1``, ``layerN_bak`` with ``mse`` and ``shift``, ``new_fc``.
+"""
+import collections
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine import Config
+
+from mmaction_tdx.models.utils.tdn_class_orders import STHV1_FROM_RELEASE
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(ROOT, 'tools', 'convert', 'tdn_official.py')
+CONFIG = osp.join(ROOT, 'configs', '_base_', 'models', 'tdn_r50.py')
+NUM_CLASSES, SIZE = 174, 64
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+class ReleaseMSE(nn.Module):
+    """L-TDM: bidirectional, multi-scale, segment by segment."""
+
+    def __init__(self, channels, num_segments, dec2020_quirk=False):
+        super().__init__()
+        r = channels // 16
+        self.num_segments = num_segments
+        self.dec2020_quirk = dec2020_quirk
+        self.conv1 = nn.Conv2d(channels, r, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(r)
+        self.conv2 = nn.Conv2d(r, r, 3, padding=1, groups=r, bias=False)
+        self.conv3 = nn.Conv2d(r, channels, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(channels)
+        self.conv3_smallscale2 = nn.Conv2d(r, r, 3, padding=1, bias=False)
+        self.bn3_smallscale2 = nn.BatchNorm2d(r)
+        self.conv3_smallscale4 = nn.Conv2d(r, r, 3, padding=1, bias=False)
+        self.bn3_smallscale4 = nn.BatchNorm2d(r)
+
+    def forward(self, x):
+        t = self.num_segments
+        feat = self.bn1(self.conv1(x))
+        smooth = self.conv2(feat)
+        feat = feat.view(-1, t, *feat.shape[1:])
+        smooth = smooth.view(-1, t, *smooth.shape[1:])
+        zero = torch.zeros_like(feat[:, 0])
+        forward = torch.stack([
+            smooth[:, i + 1] - feat[:, i] if i < t - 1 else zero
+            for i in range(t)
+        ], 1).flatten(0, 1)
+        backward = torch.stack([
+            smooth[:, i - 1] - feat[:, i] if i > 0 else zero
+            for i in range(t)
+        ], 1).flatten(0, 1)
+
+        def half_scale(d):
+            y = self.bn3_smallscale2(
+                self.conv3_smallscale2(F.avg_pool2d(d, 2, 2)))
+            return F.interpolate(y, d.shape[-2:])
+
+        def full_scale(d):
+            return self.bn3_smallscale4(self.conv3_smallscale4(d))
+
+        forward_full = full_scale(forward)
+        backward_full = full_scale(
+            forward_full if self.dec2020_quirk else backward)
+        y_forward = self.bn3(
+            self.conv3((forward + half_scale(forward) + forward_full) / 3))
+        y_backward = self.bn3(
+            self.conv3((backward + half_scale(backward) + backward_full) / 3))
+        y = (torch.sigmoid(y_forward) - 0.5 + torch.sigmoid(y_backward) -
+             0.5) / 2
+        return x + x * y
+
+
+class ReleaseShift(nn.Module):
+
+    def __init__(self, channels, num_segments):
+        super().__init__()
+        self.num_segments = num_segments
+        self.conv = nn.Conv1d(
+            channels, channels, 3, padding=1, groups=channels, bias=False)
+
+    def forward(self, x):
+        nt, c, h, w = x.shape
+        t = self.num_segments
+        seq = x.view(-1, t, c, h * w).permute(0, 3, 2, 1).reshape(-1, c, t)
+        seq = self.conv(seq).view(-1, h * w, c, t)
+        return seq.permute(0, 3, 2, 1).reshape(nt, c, h, w)
+
+
+class ReleaseBottleneck(nn.Module):
+    """fbresnet's bottleneck: every conv has a bias."""
+
+    def __init__(self, inplanes, planes, stride, num_segments, temporal,
+                 dec2020_quirk):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1)
+        self.bn1 = nn.BatchNorm2d(planes)
+        if temporal:
+            self.mse = ReleaseMSE(planes, num_segments, dec2020_quirk)
+            self.shift = ReleaseShift(planes, num_segments)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.temporal = temporal
+        if stride != 1 or inplanes != planes * 4:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inplanes, planes * 4, 1, stride),
+                nn.BatchNorm2d(planes * 4))
+        else:
+            self.downsample = None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        if self.temporal:
+            out = self.shift(self.mse(out))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + identity)
+
+
+def _layer(inplanes, planes, blocks, stride, num_segments, temporal,
+           dec2020_quirk):
+    layers = [
+        ReleaseBottleneck(inplanes, planes, stride, num_segments, temporal,
+                          dec2020_quirk)
+    ]
+    layers += [
+        ReleaseBottleneck(planes * 4, planes, 1, num_segments, temporal,
+                          dec2020_quirk) for _ in range(1, blocks)
+    ]
+    return nn.Sequential(*layers)
+
+
+class ReleaseBase(nn.Module):
+    """``TDN_Net`` with its attribute names (keys of ``base_model``)."""
+
+    def __init__(self, num_segments, dec2020_quirk=False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1_temp = nn.Conv2d(3, 64, 7, 2, 3)
+        self.conv1_5 = nn.Sequential(
+            nn.Conv2d(12, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64),
+            nn.ReLU())
+        self.resnext_layer1 = _layer(64, 64, 3, 1, num_segments, False, False)
+        args = (num_segments, True, dec2020_quirk)
+        self.layer1_bak = _layer(64, 64, 3, 1, num_segments, False, False)
+        self.layer2_bak = _layer(256, 128, 4, 2, *args)
+        self.layer3_bak = _layer(512, 256, 6, 2, *args)
+        self.layer4_bak = _layer(1024, 512, 3, 2, *args)
+        self.alpha, self.beta = (0.5, 0.5) if num_segments == 8 else (0.75,
+                                                                      0.25)
+
+    def forward(self, x):
+        # x: (N*T, 15, H, W), the 5 frames of a segment stacked on channels.
+        f = [x[:, 3 * i:3 * i + 3] for i in range(5)]
+        diff = torch.cat([f[i + 1] - f[i] for i in range(4)], 1)
+        motion = F.max_pool2d(
+            self.conv1_5(F.avg_pool2d(diff, 2, 2)), 3, 2, 1)
+        motion_layer1 = self.resnext_layer1(motion)
+        rgb = F.max_pool2d(F.relu(self.bn1(self.conv1(f[2]))), 3, 2, 1)
+        rgb = self.alpha * rgb + self.beta * F.interpolate(
+            motion, rgb.shape[-2:])
+        rgb = self.layer1_bak(rgb)
+        rgb = self.alpha * rgb + self.beta * F.interpolate(
+            motion_layer1, rgb.shape[-2:])
+        rgb = self.layer4_bak(self.layer3_bak(self.layer2_bak(rgb)))
+        return F.adaptive_avg_pool2d(rgb, 1).flatten(1)
+
+
+class ReleaseTSN(nn.Module):
+    """``ops/models.py``'s TSN: new_fc on every segment, then the mean."""
+
+    def __init__(self, num_segments, dec2020_quirk=False):
+        super().__init__()
+        self.num_segments = num_segments
+        self.base_model = ReleaseBase(num_segments, dec2020_quirk)
+        self.new_fc = nn.Linear(2048, NUM_CLASSES)
+
+    def configure(self, num_segments, dec2020_quirk=False):
+        """Same weights, another segment count / L-TDM version."""
+        self.num_segments = num_segments
+        base = self.base_model
+        base.alpha, base.beta = (0.5, 0.5) if num_segments == 8 else (0.75,
+                                                                      0.25)
+        for m in self.modules():
+            if isinstance(m, (ReleaseMSE, ReleaseShift)):
+                m.num_segments = num_segments
+            if isinstance(m, ReleaseMSE):
+                m.dec2020_quirk = dec2020_quirk
+        return self
+
+    def forward(self, x):
+        scores = self.new_fc(self.base_model(x))
+        return scores.view(-1, self.num_segments, NUM_CLASSES).mean(1)
+
+
+def _randomise(model, num_segments):
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith('shift.conv.weight'):
+                param.normal_(0, 0.3)
+            elif name.startswith('new_fc'):
+                param.normal_(0, 0.02)  # trained heads give O(10) scores
+            elif name.endswith('.bias') and param.dim() == 1:
+                param.uniform_(-0.1, 0.1)
+            elif param.dim() > 1:
+                fan_in = param[0].numel()
+                param.normal_(0, (2.0 / fan_in)**0.5)
+        # Calibrate the BN statistics on random clips, then perturb the
+        # affine parameters, so that every activation stays O(1).
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = None
+                m.reset_running_stats()
+        model.train()
+        model(torch.randn(2 * num_segments, 15, SIZE, SIZE))
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    return model.eval()
+
+
+def _save_like_the_release(model, path):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        optimizer, milestones=[30, 45, 55])
+    torch.save(
+        {
+            'epoch': 60,
+            'arch': 'resnet50',
+            'state_dict': collections.OrderedDict(
+                ('module.' + k, v) for k, v in model.state_dict().items()),
+            'optimizer': optimizer.state_dict(),
+            'scheduler': scheduler.state_dict(),
+            'prec1': 52.3,
+            'best_prec1': 52.3,
+        }, path)
+
+
+@pytest.fixture(scope='module')
+def release_checkpoint(tmp_path_factory):
+    model = _randomise(ReleaseTSN(8), 8)
+    path = tmp_path_factory.mktemp('release') / 'best.pth.tar'
+    _save_like_the_release(model, path)
+    return model, path
+
+
+def _tool_main(*args):
+    spec = importlib.util.spec_from_file_location('tdn_official', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool.main([str(a) for a in args])
+
+
+def _scores_ours(checkpoint, num_segments, inputs, **ltdm):
+    from mmaction.apis import init_recognizer
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.num_segments = num_segments
+    cfg.model.cls_head.num_classes = NUM_CLASSES
+    if ltdm:
+        cfg.model.backbone.long_term_tdm = dict(type='LongTermTDM', **ltdm)
+    model = init_recognizer(cfg, str(checkpoint), device='cpu')
+    with torch.no_grad():
+        scores, _ = model.extract_feat(inputs, stage='head', test_mode=True)
+    return scores
+
+
+def _clip(num_segments, seed=1):
+    torch.manual_seed(seed)
+    # (N, T * 5, 3, H, W) as SampleFrames(clip_len=5) + FormatShape('NCHW')
+    # give it (already normalised here).
+    return torch.randn(1, num_segments * 5, 3, SIZE, SIZE)
+
+
+@pytest.fixture(scope='module')
+def converted(release_checkpoint, tmp_path_factory):
+    _, path = release_checkpoint
+    out = tmp_path_factory.mktemp('converted') / 'tdn_r50_sthv1.pth'
+    assert _tool_main(path, out, '--label-order', 'sthv1') == 0
+    return out
+
+
+@pytest.mark.parametrize('num_segments,quirk', [(8, False), (4, False),
+                                                (8, True)])
+def test_round_trip_scores_match(release_checkpoint, converted, num_segments,
+                                 quirk):
+    """T = 8 uses the release's fusion weights (0.5, 0.5), any other T
+    (0.75, 0.25); ``quirk``: the Dec-2020 L-TDM, for its checkpoints."""
+    model, _ = release_checkpoint
+    model.configure(num_segments, dec2020_quirk=quirk)
+    inputs = _clip(num_segments)
+    with torch.no_grad():
+        expected = model(inputs.view(num_segments, 15, SIZE, SIZE))
+    model.configure(8)
+    # The converted head scores in MMAction2's V1 order.
+    expected = expected[:, list(STHV1_FROM_RELEASE)]
+    assert 1 < expected.abs().max() < 100  # realistic score range
+    ltdm = dict(backward_full_scale_from_forward=True) if quirk else {}
+    ours = _scores_ours(converted, num_segments, inputs, **ltdm)
+    assert (ours - expected).abs().max() <= 1e-4
+    if quirk:  # the fixed L-TDM really differs on such a checkpoint
+        fixed = _scores_ours(converted, num_segments, inputs)
+        assert (fixed - expected).abs().max() > 1e-3
+
+
+def test_tool_summary_and_checkpoint(release_checkpoint, tmp_path, capsys):
+    _, path = release_checkpoint
+    out = tmp_path / 'release_order.pth'
+    assert _tool_main(path, out, '--label-order', 'release') == 0
+    summary = capsys.readouterr().out
+    assert 'ResNet-50 TDN, 174 classes' in summary
+    assert "release's order" in summary
+    assert 'epoch=60' in summary and 'prec1=52.3' in summary
+    # 53 convs in the RGB body, 10 in the motion path's layer1.
+    assert '63 conv biases folded into BN' in summary
+    assert '2 unused keys dropped' in summary  # conv1_temp.{weight,bias}
+    checkpoint = torch.load(out, weights_only=True)
+    assert checkpoint['meta']['depth'] == 50
+    assert all(k.startswith(('backbone.', 'cls_head.'))
+               for k in checkpoint['state_dict'])
+
+
+def _convert_state(state, **kwargs):
+    from mmaction_tdx.models.utils.tdn_checkpoint import (
+        convert_release_state_dict,
+        release_state_dict,
+    )
+    return convert_release_state_dict(
+        release_state_dict({'state_dict': state}), **kwargs)
+
+
+def test_errors_list_what_does_not_match(release_checkpoint):
+    model, _ = release_checkpoint
+    state = {'module.' + k: v for k, v in model.state_dict().items()}
+
+    broken = dict(state)
+    del broken['module.base_model.layer3_bak.2.mse.conv2.weight']
+    del broken['module.base_model.bn1.running_var']
+    broken['module.base_model.extra.weight'] = torch.zeros(1)
+    broken['module.base_model.layer4_bak.0.shift.conv.weight'] = \
+        torch.zeros(3)
+    with pytest.raises(ValueError) as err:
+        _convert_state(broken, label_order='sthv1')
+    message = str(err.value)
+    for part in ('missing (2)', 'layer3_bak.2.mse.conv2.weight',
+                 'base_model.bn1.running_var', 'unexpected (1)',
+                 'base_model.extra.weight', 'shape mismatch (1)',
+                 'layer4_bak.0.shift.conv.weight'):
+        assert part in message
+
+    with pytest.raises(ValueError, match='ResNet-50 TDN .* depth 101'):
+        _convert_state(state, depth=101, label_order='sthv1')
+    with pytest.raises(ValueError, match='--label-order sthv1'):
+        _convert_state(state)
+    with pytest.raises(ValueError, match='(?i)not a TDN release'):
+        _convert_state({'module.conv1.weight': torch.zeros(1)})
+
+
+def test_tool_rejects_wrong_files(tmp_path, capsys):
+    text = tmp_path / 'notes.txt'
+    text.write_text('not a checkpoint')
+    assert _tool_main(text, tmp_path / 'out.pth') == 1
+    assert 'not a PyTorch checkpoint' in capsys.readouterr().err
+
+    other = tmp_path / 'other.pth'
+    torch.save({'model': {'w': torch.zeros(1)}}, other)
+    assert _tool_main(other, tmp_path / 'out.pth') == 1
+    assert 'state_dict' in capsys.readouterr().err
+    assert not (tmp_path / 'out.pth').exists()
+
+
+class _NotAllowed:
+    pass
+
+
+def test_loader_refuses_unexpected_pickled_objects(tmp_path):
+    from mmaction_tdx.models.utils.tdn_checkpoint import (
+        load_release_checkpoint,
+    )
+    path = tmp_path / 'hostile.pth'
+    torch.save({'state_dict': {}, 'payload': _NotAllowed()}, path)
+    with pytest.raises(ValueError, match='not a checkpoint of MCG-NJU/TDN'):
+        load_release_checkpoint(str(path))
