@@ -239,6 +239,12 @@ def _randomise(model, num_segments):
             if isinstance(m, nn.BatchNorm2d):
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.3, 0.3)
+        # Small residual-branch scales, as in trained ResNets, keep the
+        # features (and the scores) in a realistic range.
+        for m in model.modules():
+            if isinstance(m, ReleaseBottleneck):
+                m.bn3.weight.uniform_(0.05, 0.25)
+                m.bn3.bias.uniform_(-0.1, 0.1)
     return model.eval()
 
 

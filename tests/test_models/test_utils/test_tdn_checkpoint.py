@@ -1,0 +1,159 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+import os.path as osp
+
+import pytest
+import torch
+import torch.nn as nn
+
+from mmaction_tdx.models.utils.tdn_checkpoint import (
+    fold_conv_bias,
+    release_key,
+    resolve_class_order,
+    torchvision_resnet_key,
+)
+from mmaction_tdx.models.utils.tdn_class_orders import (
+    KINETICS400_FROM_RELEASE,
+    STHV1_FROM_RELEASE,
+    STHV2_FROM_RELEASE,
+    check_permutation,
+    permutation_by_name,
+    read_class_names,
+)
+
+LABEL_MAPS = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(
+        __file__))))), '..', 'shared', 'data', 'label_maps')
+
+
+@pytest.mark.parametrize('ours,theirs', [
+    ('conv1.conv.weight', 'conv1.weight'),
+    ('conv1.bn.running_var', 'bn1.running_var'),
+    ('layer3.4.conv2.conv.weight', 'layer3.4.conv2.weight'),
+    ('layer3.4.conv2.bn.bias', 'layer3.4.bn2.bias'),
+    ('layer2.0.downsample.conv.weight', 'layer2.0.downsample.0.weight'),
+    ('layer2.0.downsample.bn.num_batches_tracked',
+     'layer2.0.downsample.1.num_batches_tracked'),
+    ('stdm.layer1.2.conv3.bn.weight', 'layer1.2.bn3.weight'),
+    ('stdm.stem.conv.weight', None),
+    ('layer2.0.ltdm.squeeze.conv.weight', None),
+    ('layer2.0.temporal.conv.weight', None),
+])
+def test_torchvision_keys(ours, theirs):
+    assert torchvision_resnet_key(ours) == theirs
+
+
+@pytest.mark.parametrize('ours,theirs', [
+    ('conv1.conv.weight', 'base_model.conv1.weight'),
+    ('conv1.bn.running_mean', 'base_model.bn1.running_mean'),
+    ('stdm.stem.conv.weight', 'base_model.conv1_5.0.weight'),
+    ('stdm.stem.bn.running_var', 'base_model.conv1_5.1.running_var'),
+    ('stdm.layer1.0.downsample.bn.weight',
+     'base_model.resnext_layer1.0.downsample.1.weight'),
+    ('layer1.2.conv3.conv.weight', 'base_model.layer1_bak.2.conv3.weight'),
+    ('layer4.0.downsample.conv.weight',
+     'base_model.layer4_bak.0.downsample.0.weight'),
+    ('layer2.1.ltdm.squeeze.conv.weight',
+     'base_model.layer2_bak.1.mse.conv1.weight'),
+    ('layer2.1.ltdm.squeeze.bn.running_mean',
+     'base_model.layer2_bak.1.mse.bn1.running_mean'),
+    ('layer3.5.ltdm.align.weight', 'base_model.layer3_bak.5.mse.conv2.weight'),
+    ('layer3.5.ltdm.full_scale.conv.weight',
+     'base_model.layer3_bak.5.mse.conv3_smallscale4.weight'),
+    ('layer3.5.ltdm.half_scale.bn.bias',
+     'base_model.layer3_bak.5.mse.bn3_smallscale2.bias'),
+    ('layer4.2.ltdm.expand.conv.weight',
+     'base_model.layer4_bak.2.mse.conv3.weight'),
+    ('layer4.2.ltdm.expand.bn.weight',
+     'base_model.layer4_bak.2.mse.bn3.weight'),
+    ('layer4.2.temporal.conv.weight',
+     'base_model.layer4_bak.2.shift.conv.weight'),
+    ('stdm.layer2.0.conv1.conv.weight', None),  # not in the release
+])
+def test_release_keys(ours, theirs):
+    assert release_key(ours) == theirs
+
+
+@pytest.mark.parametrize('train', [False, True])
+def test_folding_conv_bias_into_bn_is_exact(train):
+    """BN(Wx + b) with (mu, var) == BN(Wx) with (mu - b, var), in eval and
+    in training (where the running means then stay exactly b apart)."""
+    torch.manual_seed(0)
+    conv_b = nn.Conv2d(8, 16, 3, padding=1, bias=True).double()
+    bn_b = nn.BatchNorm2d(16).double()
+    with torch.no_grad():
+        conv_b.bias.uniform_(-2, 2)
+        bn_b.running_mean.uniform_(-1, 1)
+        bn_b.running_var.uniform_(0.5, 2)
+        bn_b.weight.uniform_(0.5, 1.5)
+        bn_b.bias.uniform_(-1, 1)
+    conv = nn.Conv2d(8, 16, 3, padding=1, bias=False).double()
+    bn = nn.BatchNorm2d(16).double()
+    conv.weight.data.copy_(conv_b.weight.data)
+    bn.load_state_dict(bn_b.state_dict())
+    bn.running_mean.copy_(fold_conv_bias(bn_b.running_mean, conv_b.bias))
+
+    x = torch.randn(4, 8, 5, 5, dtype=torch.float64)
+    for module in (conv_b, bn_b, conv, bn):
+        module.train(train)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            bn(conv(x)), bn_b(conv_b(x)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(
+        bn.running_mean,
+        bn_b.running_mean - conv_b.bias.detach(),
+        rtol=1e-12,
+        atol=1e-12)
+    torch.testing.assert_close(bn.running_var, bn_b.running_var)
+
+
+def test_class_order_constants_are_permutations():
+    check_permutation(STHV1_FROM_RELEASE, 174)
+    check_permutation(KINETICS400_FROM_RELEASE, 400)
+    assert STHV2_FROM_RELEASE == tuple(range(174))
+    with pytest.raises(ValueError, match='exactly once'):
+        check_permutation([0, 0, 1], 3)
+
+
+def test_kinetics_order_spot_checks():
+    """The release's Kinetics order starts ice_skating, sticking_tongue_out,
+    belly_dancing and ends clay_pottery_making (its kinetics-400-map.txt);
+    MMAction2's is alphabetical."""
+    names = read_class_names(osp.join(LABEL_MAPS, 'kinetics400.txt')) \
+        if osp.exists(osp.join(LABEL_MAPS, 'kinetics400.txt')) else None
+    if names is None:
+        pytest.skip('shared label maps not available')
+    perm = KINETICS400_FROM_RELEASE
+    assert perm[names.index('ice skating')] == 0
+    assert perm[names.index('sticking tongue out')] == 1
+    assert perm[names.index('belly dancing')] == 2
+    assert perm[names.index('clay pottery making')] == 399
+    assert perm[names.index('arm wrestling')] == 215
+
+
+def test_sthv1_order_regenerates_from_label_maps():
+    path = osp.join(LABEL_MAPS, 'sthv1_mmaction_order.txt')
+    if not osp.exists(path):
+        pytest.skip('shared label maps not available')
+    v1 = read_class_names(path)
+    assert tuple(permutation_by_name(sorted(v1), v1)) == STHV1_FROM_RELEASE
+    v2 = read_class_names(osp.join(LABEL_MAPS, 'sthv2_mmaction_order.txt'))
+    assert v2 == sorted(v1)  # the release's (alphabetical) order is V2's
+
+
+def test_permutation_by_name():
+    assert permutation_by_name(['b_c', 'a'], ['a', 'b c']) == [1, 0]
+    with pytest.raises(ValueError, match='differ'):
+        permutation_by_name(['a', 'b'], ['a', 'c'])
+
+
+def test_resolve_class_order():
+    assert resolve_class_order(400)[0] == list(KINETICS400_FROM_RELEASE)
+    assert resolve_class_order(174, 'sthv1')[0] == list(STHV1_FROM_RELEASE)
+    assert resolve_class_order(51)[0] == list(range(51))
+    assert resolve_class_order(3, class_map=[2, 0, 1])[0] == [2, 0, 1]
+    with pytest.raises(ValueError, match='sthv1.*sthv2'):
+        resolve_class_order(174)
+    with pytest.raises(ValueError, match='400'):
+        resolve_class_order(174, 'kinetics400')
+    with pytest.raises(ValueError, match='Unknown label order'):
+        resolve_class_order(174, 'ucf101')
