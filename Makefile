@@ -15,7 +15,8 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): setup.py Makefile requirements/*.txt tools/install/match_wheel_tags.py
+$(STAMP): setup.py Makefile requirements/*.txt tools/install/*.py \
+		_mmaction_tdx_config_scope.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	# torch first, pinned: the CPU wheel from the local wheel folder.
@@ -27,7 +28,11 @@ $(STAMP): setup.py Makefile requirements/*.txt tools/install/match_wheel_tags.py
 	$(PY) tools/install/match_wheel_tags.py $(WHEELS)/src/decord-*.whl $(WHEELS)
 	$(PIP) install -q --no-deps $(WHEELS)/decord-*.whl
 	$(PIP) install -q -c $(CONSTRAINTS) mmcv-lite==2.1.0 openmim==0.3.9 \
-		-e '.[tests]' -r requirements/docs.txt
+		-r requirements/runtime.txt -r requirements/tests.txt \
+		-r requirements/docs.txt
+	# Register this checkout develop-style (egg-info here, a .pth there):
+	# mim finds mmaction_tdx/.mim through it; see the script's docstring.
+	$(PY) tools/install/develop.py
 	$(PIP) check
 	touch $(STAMP)
 
@@ -35,7 +40,7 @@ demo: install
 	$(PY) tools/run_quickstart.py
 
 lint: install
-	$(VENV)/bin/ruff check mmaction_tdx tools tests configs setup.py
+	$(VENV)/bin/ruff check .
 
 test: install lint
 	$(PY) -m pytest $(PYTEST_ARGS)

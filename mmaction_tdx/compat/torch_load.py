@@ -19,10 +19,21 @@ the pickle's ``builtins.getattr`` name is bound to
 attributes through it. A pickled callable such as ``os.system`` is still
 refused by torch, and never runs.
 
+MMEngine's loader for local files (``CheckpointLoader`` scheme ``''``,
+which ``load_from``, ``--resume``, ``mim test`` and ``load_checkpoint``
+use) is replaced by :func:`load_from_local`: the same, but it passes
+``weights_only=True`` explicitly (so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
+cannot switch it off) and turns torch's refusal into an
+:class:`UnsafeCheckpointError` that names the file, says why it was
+refused and how to proceed with a file one trusts. (Torch's own message
+names neither the file nor a way forward that works through a config.)
+
 With torch < 2.6 (``weights_only`` defaults to False) nothing is registered.
 """
 import _codecs
 import collections
+import os.path as osp
+import pickle
 from typing import Any, List, Tuple
 
 import numpy as np
@@ -95,6 +106,85 @@ def safe_types() -> List[Tuple[Any, str]]:
     return pairs
 
 
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """``torch.load(weights_only=True)`` refused an object in a checkpoint.
+
+    A subclass of ``pickle.UnpicklingError`` (what torch raises), so code
+    that handles torch's error keeps working.
+    """
+
+
+# Start of torch's message when the weights-only unpickler refuses an
+# object (as opposed to a corrupt or truncated file).
+WEIGHTS_ONLY_REFUSAL = 'Weights only load failed'
+
+
+def is_weights_only_refusal(err: BaseException) -> bool:
+    """Whether ``err`` is torch's refusal of an object under
+    ``weights_only=True``."""
+    return isinstance(err, pickle.UnpicklingError) and str(err).startswith(
+        (WEIGHTS_ONLY_REFUSAL, 'Refused getattr('))
+
+
+def refusal_details(err: BaseException) -> str:
+    """The part of torch's refusal that says which object was refused.
+
+    Torch wraps it in general advice (the 2.6 default change, "re-run with
+    ``weights_only=False``", a documentation link); only the specific
+    paragraph, e.g. ``Trying to load unsupported GLOBAL posix.system ...``,
+    is kept.
+    """
+    paragraphs = [p.strip() for p in str(err).split('\n\n') if p.strip()]
+    specific = [
+        p for p in paragraphs
+        if not p.startswith((WEIGHTS_ONLY_REFUSAL, 'Check the documentation'))
+    ]
+    return ' '.join(specific or paragraphs)
+
+
+def refusal_message(filename: str, err: BaseException) -> str:
+    """Explain to a user why ``filename`` was not loaded, and what to do."""
+    resave = (
+        'python -c "import torch; '
+        f"c = torch.load('{filename}', map_location='cpu', "
+        'weights_only=False); '
+        "torch.save(dict(state_dict=c.get('state_dict', c)), "
+        f"'{filename}.weights.pth')\"")
+    return (
+        f'Refused to load the checkpoint {filename} as unsafe: it contains '
+        'an object that torch.load(weights_only=True) does not allow '
+        f'({refusal_details(err)}). Only tensors, plain containers and the '
+        'MMEngine checkpoint types mmaction_tdx allows are loaded; '
+        'unpickling anything else can run arbitrary code, so the file may '
+        'be malicious. The object was not created.\n'
+        'If you trust the file and its source:\n'
+        '  - to initialise or test a model, re-save its weights once as a '
+        f'plain checkpoint and load that file instead:\n      {resave}\n'
+        '  - to resume from it, allow the extra types it needs with '
+        '`torch.serialization.add_safe_globals([...])` in a module listed '
+        "in the config's `custom_imports`.")
+
+
+def load_from_local(filename: str, map_location=None) -> Any:
+    """MMEngine's ``load_from_local`` with ``weights_only=True`` explicit.
+
+    Raises:
+        FileNotFoundError: if ``filename`` is not a file.
+        UnsafeCheckpointError: if the checkpoint holds an object that is
+            not allowed (see :func:`refusal_message`); it is not created.
+    """
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    try:
+        return torch.load(
+            filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not is_weights_only_refusal(err):
+            raise
+        raise UnsafeCheckpointError(refusal_message(filename, err)) from None
+
+
 def is_needed() -> bool:
     return digit_version(torch.__version__) >= digit_version(
         FIRST_TORCH_WITH_WEIGHTS_ONLY_DEFAULT)
@@ -115,5 +205,8 @@ def apply() -> bool:
     if not is_needed():
         return False
     torch.serialization.add_safe_globals(safe_types())
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
     _APPLIED = True
     return True

@@ -1,5 +1,10 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """Runner extensions (hooks) of mmaction_tdx."""
-from .hooks import BrokenSampleReportHook
+from .hooks import (
+    BrokenSampleReportHook,
+    CheckpointMismatchError,
+    StrictLoadHook,
+)
 
-__all__ = ['BrokenSampleReportHook']
+__all__ = ['BrokenSampleReportHook', 'CheckpointMismatchError',
+           'StrictLoadHook']

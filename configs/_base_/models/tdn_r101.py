@@ -5,7 +5,8 @@
 # (the release uses 174 classes on Something-Something V1/V2, 400 on
 # Kinetics-400). Variants of Table 1 are options of the backbone and its
 # modules, see mmaction_tdx.models.backbones.ResNetTDN.
-custom_imports = dict(imports=['mmaction_tdx'], allow_failed_imports=False)
+# `custom_imports = dict(imports=['mmaction_tdx'])` comes with
+# configs/_base_/default_runtime.py, which every config of ours inherits.
 
 model = dict(
     type='SegmentRecognizer2D',

@@ -2,7 +2,8 @@
 # PEM before TIM in every block, TD loss (ratio 0.5, lambda 2e-4) after TIM
 # in the last block of layer2-4. Ablations (Tables 3-7) are options of
 # `ResNetTDRL` and of `loss_td`; see their docstrings.
-custom_imports = dict(imports=['mmaction_tdx'], allow_failed_imports=False)
+# `custom_imports = dict(imports=['mmaction_tdx'])` comes with
+# configs/_base_/default_runtime.py, which every config of ours inherits.
 
 preprocess_cfg = dict(
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375])

@@ -31,9 +31,10 @@ class LongTermTDM(BaseModule):
        a channel-wise 3x3 convolution ("alignment"). The difference is zero
        where the neighbour does not exist (last segment forward, first
        segment backward). This is the release's sign; Eq. (4) writes
-       ``F_t - Conv(F_{t+1})``. Because ``sigmoid`` is followed by a
-       learned ``BN`` the two are the same family of functions, but
-       weights trained with one sign do not transfer to the other.
+       ``F_t - Conv(F_{t+1})``. Everything between the difference and the
+       sigmoid is affine, so negating the difference is absorbed by the
+       learned weights (e.g. of the last 1x1 conv): the same family of
+       functions, but trained weights do not carry over between signs.
     2. multi-scale (Eq. (5)): ``(D + BN(Conv3x3(D)) +
        Up(BN(Conv3x3(AvgPool2x2(D))))) / 3`` with nearest upsampling (the
        release; the paper says bilinear).

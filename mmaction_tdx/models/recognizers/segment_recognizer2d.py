@@ -56,15 +56,36 @@ class SegmentRecognizer2D(Recognizer2D):
         return int(getattr(self.backbone, 'frames_per_segment', 1))
 
     def _check_frame_count(self, inputs: torch.Tensor) -> None:
+        """Check that every sample holds whole views of
+        ``num_segments x frames_per_segment`` frames.
+
+        The backbone only sees the batch folded into ``(N * frames, ...)``,
+        in which e.g. 2 samples of 4 frames pass for 1 sample of 8; here
+        the frames of one sample are known.
+        """
         frames = inputs.shape[1]
         per_segment = self.frames_per_segment
-        if frames % per_segment != 0:
+        segments = getattr(self.backbone, 'num_segments', None)
+        view_frames = per_segment * (segments or 1)
+        if frames % view_frames == 0:
+            return
+        name = type(self.backbone).__name__
+        interval = ', frame_interval=1' if per_segment > 1 else ''
+        if segments is None:
             raise ValueError(
-                f'{type(self.backbone).__name__} takes {per_segment} '
-                f'consecutive frames per segment, but a sample has {frames} '
-                f'frames, which is not a multiple of {per_segment}. Sample '
-                f'with `SampleFrames(clip_len={per_segment}, '
-                'frame_interval=1, num_clips=<num_segments>)`.')
+                f'{name} takes {per_segment} consecutive frames per segment, '
+                f'but a sample has {frames} frames, which is not a multiple '
+                f'of {per_segment}. Sample with `SampleFrames(clip_len='
+                f'{per_segment}{interval}, num_clips=<num_segments>)`.')
+        raise ValueError(
+            f'{name} was built with num_segments={segments} and takes '
+            f'{per_segment} consecutive frame(s) per segment, i.e. '
+            f'{view_frames} frames per view, but a sample has {frames} '
+            f'frames, which is not a multiple of {view_frames}. Sample with '
+            f'`SampleFrames(clip_len={per_segment}{interval}, num_clips='
+            f'{segments})` in every pipeline (for several test views, '
+            f'num_clips a multiple of {segments}), or set '
+            '`model.backbone.num_segments` to the number of clips sampled.')
 
     @staticmethod
     def _split_aux(feats) -> Tuple[torch.Tensor, Dict]:

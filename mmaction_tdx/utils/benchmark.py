@@ -1,0 +1,678 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Speed, memory and FLOPs of video recognizers, beside MMAction2's own.
+
+:func:`run_benchmark` builds every model of a list together with
+MMAction2's TSN-R50 and TSM-R50 (from MMAction2's ``_base_`` model configs)
+at the same depth, segment count and resolution, and measures in one
+process, interleaved (repeat ``r`` of every model before repeat ``r + 1``
+of any, so a change of machine load hits all models alike):
+
+* **inference**: one view of one video, ``model(inputs, mode='tensor')``
+  (backbone and head) in ``eval`` mode under ``torch.inference_mode``;
+* **training step**: forward with the loss, ``backward`` and an SGD step,
+  for ``train_batch`` videos in ``train`` mode;
+* **peak memory**: the most tensor memory alive at once during one
+  inference and one training step, above what was alive before (weights,
+  inputs, optimizer state from earlier steps). It is read from the
+  allocation events of :mod:`torch.profiler` (``profile_memory=True``),
+  i.e. exact byte counts of PyTorch's CPU allocator, independent of the
+  C library's caching and of other processes on the machine (unlike RSS).
+  Scratch memory that oneDNN allocates outside PyTorch's allocator is not
+  included;
+* **FLOPs** of one inference view with MMEngine's ``FlopAnalyzer``
+  (one multiply-add = one FLOP, as in the papers' tables), and the achieved
+  GFLOP/s, FLOPs over the median inference latency.
+
+Times are medians over ``repeats`` runs after ``warmup`` runs; the spread
+is the inter-quartile range. Everything runs with a fixed number of
+intra-op threads (:func:`set_threads`). :func:`profile_modules` shows where
+the time of a forward pass goes, per module type.
+"""
+import copy
+import os
+import os.path as osp
+import platform
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+
+BASELINE_NAMES = ('tsn_r50', 'tsm_r50')
+OUR_MODEL_CONFIGS = {
+    'tdn_r50': 'configs/_base_/models/tdn_r50.py',
+    'tdrl_r50': 'configs/_base_/models/tdrl_r50.py',
+}
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+@dataclass
+class BenchmarkSettings:
+    """What is measured and how.
+
+    Args:
+        depth (int): ResNet depth of every model (baselines included).
+        num_segments (int): ``T``, segments per video.
+        img_size (int): Square input resolution.
+        train_batch (int): Videos per training step.
+        repeats (int): Timed runs per measurement (median and spread).
+        warmup (int): Untimed runs before them.
+        threads (int): Intra-op threads (``torch.set_num_threads``).
+        num_classes (int): Classes of every head.
+    """
+    depth: int = 50
+    num_segments: int = 8
+    img_size: int = 224
+    train_batch: int = 2
+    repeats: int = 7
+    warmup: int = 2
+    threads: int = 2
+    num_classes: int = 400
+
+
+@dataclass
+class ModelSpec:
+    """A model to benchmark.
+
+    Args:
+        name (str): Label in the tables.
+        config (dict): The ``model`` dict of an MMAction2 config.
+    """
+    name: str
+    config: dict
+
+
+@dataclass
+class TimeStats:
+    """Summary of repeated timings, in milliseconds."""
+    median: float
+    q1: float
+    q3: float
+    minimum: float
+    maximum: float
+    samples: List[float] = field(default_factory=list)
+
+    @classmethod
+    def from_seconds(cls, seconds: Sequence[float]) -> 'TimeStats':
+        ms = sorted(s * 1e3 for s in seconds)
+        if len(ms) >= 2:
+            q1, _, q3 = statistics.quantiles(ms, n=4, method='inclusive')
+        else:
+            q1 = q3 = ms[0]
+        return cls(statistics.median(ms), q1, q3, ms[0], ms[-1], ms)
+
+    @property
+    def relative_spread(self) -> float:
+        """Half the inter-quartile range over the median."""
+        return (self.q3 - self.q1) / 2 / self.median if self.median else 0.
+
+
+@dataclass
+class ModelResult:
+    """Everything measured for one model; times in ms, memory in MiB."""
+    name: str
+    backbone: str
+    frames_per_view: int
+    params_m: float
+    gflops: float
+    inference: TimeStats
+    train_step: TimeStats
+    inference_peak_mib: float
+    train_peak_mib: float
+
+    @property
+    def gflops_per_s(self) -> float:
+        """Achieved GFLOP/s of inference (FLOPs / median latency)."""
+        return self.gflops / (self.inference.median / 1e3)
+
+
+# --------------------------------------------------------------------------
+# Environment
+
+
+def set_threads(threads: int) -> int:
+    """Fix PyTorch's intra-op threads (and one inter-op thread).
+
+    Returns:
+        int: The intra-op thread count now in force.
+    """
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # Only settable before the first parallel work; harmless.
+    return torch.get_num_threads()
+
+
+def cpu_name() -> str:
+    """The CPU's model name, from ``/proc/cpuinfo`` where available."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> Dict:
+    """The facts a reader needs to compare runs across machines."""
+    import mmaction
+    import mmengine
+    return dict(
+        cpu=cpu_name(),
+        logical_cpus=os.cpu_count(),
+        load_average=list(os.getloadavg()),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        mmaction2=mmaction.__version__,
+        mmengine=mmengine.__version__,
+        mkldnn=torch.backends.mkldnn.is_available(),
+        intra_op_threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads())
+
+
+# --------------------------------------------------------------------------
+# Model specs
+
+
+def mmaction_base_model(name: str) -> dict:
+    """The ``model`` dict of MMAction2's ``_base_/models/<name>.py``."""
+    import mmaction
+    path = osp.join(
+        osp.dirname(mmaction.__file__), '.mim', 'configs', '_base_',
+        'models', f'{name}.py')
+    if not osp.isfile(path):
+        raise FileNotFoundError(
+            f'MMAction2 base config {path} not found; is mmaction2 (with '
+            'its .mim configs) installed?')
+    return Config.fromfile(path)['model'].to_dict()
+
+
+def baseline_specs() -> List[ModelSpec]:
+    """MMAction2's TSN-R50 and TSM-R50, unchanged but for the settings."""
+    return [ModelSpec(name, mmaction_base_model(name))
+            for name in BASELINE_NAMES]
+
+
+def _parse_value(text: str):
+    import ast
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _set_dotted(cfg: dict, key: str, value) -> None:
+    *parents, last = key.split('.')
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def parse_model_spec(text: str) -> ModelSpec:
+    """Parse ``[LABEL=]TARGET[,KEY=VALUE...]`` into a :class:`ModelSpec`.
+
+    ``TARGET`` is a config file (its ``model`` is used), a short name of
+    ours (``tdn_r50``, ``tdrl_r50``), a baseline (``tsn_r50``,
+    ``tsm_r50``) or a registered backbone type (e.g. ``ResNetTDRL``), which
+    gets a ``SegmentRecognizer2D`` with a ``TSNHead``. Each ``KEY=VALUE``
+    sets a dotted key of the model dict, e.g. ``cls_head.loss_td=None``;
+    values are Python literals.
+    """
+    label, _, rest = text.partition('=') if '=' in text.split(',')[0] \
+        else ('', '', text)
+    target, *overrides = rest.split(',')
+    if target in OUR_MODEL_CONFIGS:
+        config = Config.fromfile(osp.join(
+            REPO_ROOT, OUR_MODEL_CONFIGS[target]))['model'].to_dict()
+    elif target in BASELINE_NAMES:
+        config = mmaction_base_model(target)
+    elif target.endswith('.py'):
+        config = Config.fromfile(target)['model'].to_dict()
+    else:
+        config = dict(
+            type='SegmentRecognizer2D',
+            backbone=dict(type=target, depth=50),
+            cls_head=dict(
+                type='TSNHead',
+                num_classes=400,
+                in_channels=2048,
+                consensus=dict(type='AvgConsensus', dim=1),
+                average_clips='prob'))
+    for item in overrides:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise ValueError(
+                f'Model spec {text!r}: override {item!r} is not KEY=VALUE.')
+        _set_dotted(config, key.strip(), _parse_value(value.strip()))
+    name = label or osp.splitext(osp.basename(target))[0]
+    return ModelSpec(name, config)
+
+
+def default_specs() -> List[ModelSpec]:
+    """Ours at their defaults, and TDRL with the TD loss switched off."""
+    return [
+        parse_model_spec('tdn_r50'),
+        parse_model_spec('tdrl_r50'),
+        parse_model_spec('tdrl_r50_no_td=tdrl_r50,cls_head.loss_td=None'),
+    ]
+
+
+def apply_settings(config: dict, settings: BenchmarkSettings) -> dict:
+    """Return ``config`` at the benchmark's depth, ``T`` and class count,
+    without pretrained weights or data preprocessing."""
+    config = copy.deepcopy(config)
+    backbone = config['backbone']
+    backbone['pretrained'] = None
+    backbone['depth'] = settings.depth
+    if 'num_segments' in backbone or backbone['type'] != 'ResNet':
+        backbone['num_segments'] = settings.num_segments
+    head = config['cls_head']
+    head['num_classes'] = settings.num_classes
+    if 'in_channels' in head:
+        head['in_channels'] = 2048 if settings.depth >= 50 else 512
+    if head['type'] == 'TSMHead':
+        head['num_segments'] = settings.num_segments
+    # The models are fed float frames directly (normalisation costs the
+    # same per frame for every model), so the preprocessor is never run.
+    config['data_preprocessor'] = dict(type='ActionDataPreprocessor')
+    return config
+
+
+def build_model(config: dict) -> nn.Module:
+    """Build a recognizer (our package's registrations included: this
+    module lives in ``mmaction_tdx``, whose import registers them)."""
+    from mmaction.registry import MODELS
+    from mmaction.utils import register_all_modules
+    from mmengine.registry import DefaultScope
+    register_all_modules(init_default_scope=False)
+    with DefaultScope.overwrite_default_scope('mmaction'):
+        model = MODELS.build(config)
+    # No ``init_weights()``: speed does not depend on the values, and
+    # MMAction2's ResNetTSM would try to download ImageNet weights.
+    return model
+
+
+def frames_per_segment(model: nn.Module) -> int:
+    return int(getattr(model.backbone, 'frames_per_segment', 1))
+
+
+# --------------------------------------------------------------------------
+# Measurements
+
+
+def make_inputs(model: nn.Module, settings: BenchmarkSettings,
+                batch: int, seed: int = 0) -> Tuple[torch.Tensor, list]:
+    """Random ``(batch, T * L, 3, H, W)`` frames and labelled samples."""
+    from mmaction.structures import ActionDataSample
+    generator = torch.Generator().manual_seed(seed)
+    frames = settings.num_segments * frames_per_segment(model)
+    size = settings.img_size
+    inputs = torch.randn(
+        batch, frames, 3, size, size, generator=generator)
+    labels = torch.randint(
+        settings.num_classes, (batch, ), generator=generator)
+    samples = [ActionDataSample().set_gt_label(int(label))
+               for label in labels]
+    return inputs, samples
+
+
+class ModelRunner:
+    """Holds one model, its inputs and optimizer; runs the measured steps.
+
+    Args:
+        spec (ModelSpec): The model.
+        settings (BenchmarkSettings): Shared settings.
+    """
+
+    def __init__(self, spec: ModelSpec, settings: BenchmarkSettings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.model = build_model(apply_settings(spec.config, settings))
+        self.view, _ = make_inputs(self.model, settings, batch=1)
+        self.batch, self.samples = make_inputs(
+            self.model, settings, batch=settings.train_batch, seed=1)
+        # A tiny learning rate: the step must do the real work (momentum,
+        # weight decay, update) but keep the weights where they were.
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=1e-6, momentum=0.9,
+            weight_decay=1e-4)
+
+    def infer(self) -> torch.Tensor:
+        """One view of one video, backbone and head, in eval mode."""
+        self.model.eval()
+        with torch.inference_mode():
+            return self.model(self.view, mode='tensor')
+
+    def train_step(self) -> float:
+        """Forward with loss, backward and optimizer step; the loss."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        losses = self.model(self.batch, self.samples, mode='loss')
+        loss, _ = self.model.parse_losses(losses)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def params_m(self) -> float:
+        return sum(p.numel() for p in self.model.parameters()) / 1e6
+
+    def gflops(self) -> float:
+        """FLOPs of one inference view (``FlopAnalyzer``), in G."""
+        from mmengine.analysis import FlopAnalyzer
+
+        class TensorMode(nn.Module):
+
+            def __init__(self, model):
+                super().__init__()
+                self.model = model
+
+            def forward(self, inputs):
+                return self.model(inputs, mode='tensor')
+
+        self.model.eval()
+        analyzer = FlopAnalyzer(TensorMode(self.model), (self.view, ))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        return analyzer.total() / 1e9
+
+
+def time_call(fn: Callable[[], object]) -> float:
+    """Seconds taken by ``fn()`` (CPU work is synchronous)."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_tensor_memory(fn: Callable[[], object]) -> int:
+    """Peak bytes of tensor memory allocated by ``fn()`` above the start.
+
+    Sums the allocation and free events that PyTorch's CPU allocator
+    reports to the profiler, in time order, and returns the largest total
+    reached while ``fn`` ran (0 if it allocated nothing).
+    """
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
+        fn()
+    events = []
+    stack = list(p.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        event = stack.pop()
+        if event.tag == _EventType.Allocation:
+            fields = event.extra_fields
+            if fields.device.type == 'cpu':
+                events.append((event.start_time_ns, fields.alloc_size))
+        stack.extend(event.children)
+    current = peak = 0
+    for _, size in sorted(events, key=lambda e: e[0]):
+        current += size
+        peak = max(peak, current)
+    return peak
+
+
+def run_benchmark(specs: Sequence[ModelSpec],
+                  settings: BenchmarkSettings,
+                  progress: Optional[Callable[[str], None]] = None
+                  ) -> List[ModelResult]:
+    """Measure ``specs`` and the two baselines in this process.
+
+    Args:
+        specs (Sequence[ModelSpec]): Our models (baselines are added).
+        settings (BenchmarkSettings): What to measure.
+        progress (callable, optional): Called with a short description
+            after every unit of work (for a progress bar); see
+            :func:`count_work`.
+
+    Returns:
+        list[ModelResult]: Baselines first, then ``specs`` in order.
+    """
+    progress = progress or (lambda _: None)
+    set_threads(settings.threads)
+    all_specs = baseline_specs() + list(specs)
+    runners = []
+    for spec in all_specs:
+        runners.append(ModelRunner(spec, settings))
+        progress(f'built {spec.name}')
+
+    static = []
+    for runner in runners:
+        static.append((runner.params_m(), runner.gflops()))
+        progress(f'FLOPs {runner.spec.name}')
+
+    for runner in runners:  # warm-up: oneDNN primitives, allocations
+        for _ in range(settings.warmup):
+            runner.infer()
+            runner.train_step()
+        progress(f'warm-up {runner.spec.name}')
+
+    infer_times = defaultdict(list)
+    train_times = defaultdict(list)
+    for _ in range(settings.repeats):
+        for runner in runners:
+            infer_times[runner.spec.name].append(time_call(runner.infer))
+            train_times[runner.spec.name].append(
+                time_call(runner.train_step))
+            progress(f'timing {runner.spec.name}')
+
+    results = []
+    for runner, (params, gflops) in zip(runners, static):
+        name = runner.spec.name
+        infer_peak = peak_tensor_memory(runner.infer)
+        train_peak = peak_tensor_memory(runner.train_step)
+        progress(f'memory {name}')
+        results.append(
+            ModelResult(
+                name=name,
+                backbone=type(runner.model.backbone).__name__,
+                frames_per_view=runner.view.shape[1],
+                params_m=params,
+                gflops=gflops,
+                inference=TimeStats.from_seconds(infer_times[name]),
+                train_step=TimeStats.from_seconds(train_times[name]),
+                inference_peak_mib=infer_peak / 2**20,
+                train_peak_mib=train_peak / 2**20))
+    return results
+
+
+def count_work(num_specs: int, settings: BenchmarkSettings) -> int:
+    """Number of ``progress`` calls :func:`run_benchmark` makes."""
+    models = num_specs + len(BASELINE_NAMES)
+    return models * (4 + settings.repeats)
+
+
+# --------------------------------------------------------------------------
+# Ratios, table, JSON
+
+METRICS = (
+    ('gflops', 'GFLOPs', lambda r: r.gflops),
+    ('inference_ms', 'inference ms', lambda r: r.inference.median),
+    ('train_step_ms', 'train step ms', lambda r: r.train_step.median),
+    ('train_peak_mib', 'train peak MiB', lambda r: r.train_peak_mib),
+    ('inference_peak_mib', 'infer peak MiB',
+     lambda r: r.inference_peak_mib),
+    ('gflops_per_s', 'GFLOP/s', lambda r: r.gflops_per_s),
+)
+
+
+def ratios(results: Sequence[ModelResult]) -> Dict[str, Dict]:
+    """Every metric of every model over TSN-R50's and TSM-R50's."""
+    by_name = {r.name: r for r in results}
+    table = {}
+    for result in results:
+        table[result.name] = {
+            f'vs_{base}': {
+                key: value(result) / value(by_name[base])
+                for key, _, value in METRICS if value(by_name[base])
+            }
+            for base in BASELINE_NAMES
+        }
+    return table
+
+
+def _time_cell(stats: TimeStats) -> str:
+    return f'{stats.median:.1f} ±{100 * stats.relative_spread:.0f}%'
+
+
+def format_table(results: Sequence[ModelResult]) -> str:
+    """A Markdown table of the results with ratios to the baselines."""
+    rel = ratios(results)
+    header = ('| model | backbone | frames | params M | GFLOPs | '
+              'inference ms | ×TSN | ×TSM | train step ms | ×TSN | ×TSM | '
+              'train peak MiB | ×TSN | infer peak MiB | GFLOP/s |')
+    lines = [header, '|' + '---|' * (header.count('|') - 1)]
+    for r in results:
+        tsn, tsm = rel[r.name]['vs_tsn_r50'], rel[r.name]['vs_tsm_r50']
+        lines.append(
+            f'| {r.name} | {r.backbone} | {r.frames_per_view} | '
+            f'{r.params_m:.1f} | {r.gflops:.1f} | {_time_cell(r.inference)}'
+            f' | {tsn["inference_ms"]:.2f} | {tsm["inference_ms"]:.2f} | '
+            f'{_time_cell(r.train_step)} | {tsn["train_step_ms"]:.2f} | '
+            f'{tsm["train_step_ms"]:.2f} | {r.train_peak_mib:.0f} | '
+            f'{tsn["train_peak_mib"]:.2f} | {r.inference_peak_mib:.0f} | '
+            f'{r.gflops_per_s:.1f} |')
+    return '\n'.join(lines)
+
+
+def results_to_json(results: Sequence[ModelResult],
+                    settings: BenchmarkSettings,
+                    machine: Dict,
+                    extra: Optional[Dict] = None) -> Dict:
+    """A JSON-serialisable record of one run."""
+    rel = ratios(results)
+    models = []
+    for r in results:
+        record = asdict(r)
+        record['gflops_per_s'] = r.gflops_per_s
+        record['ratios'] = rel[r.name]
+        models.append(record)
+    record = dict(settings=asdict(settings), machine=machine,
+                  models=models)
+    record.update(extra or {})
+    return record
+
+
+# --------------------------------------------------------------------------
+# Where the time goes
+
+
+class ModuleTimer:
+    """Wall time per module of forward passes, from forward hooks.
+
+    For every module call the inclusive time (the call with its children)
+    and the self time (inclusive minus the children's inclusive time) are
+    added to the module's type. Self times therefore add up to the time
+    of the outermost call, and a module that does elementwise work itself
+    (e.g. reshapes and differences in ``LongTermTDM.forward``) shows it as
+    self time.
+
+    Args:
+        model (nn.Module): The model to time; hooks are removed by
+            :meth:`remove`.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.inclusive: Dict[str, float] = defaultdict(float)
+        self.self_time: Dict[str, float] = defaultdict(float)
+        self.calls: Dict[str, int] = defaultdict(int)
+        self._stack: List[List] = []
+        self._handles = []
+        for module in model.modules():
+            self._handles.append(
+                module.register_forward_pre_hook(self._pre))
+            self._handles.append(module.register_forward_hook(self._post))
+
+    def _pre(self, module, args) -> None:
+        self._stack.append([time.perf_counter(), 0.0])
+
+    def _post(self, module, args, output) -> None:
+        start, children = self._stack.pop()
+        elapsed = time.perf_counter() - start
+        name = type(module).__name__
+        self.inclusive[name] += elapsed
+        self.self_time[name] += elapsed - children
+        self.calls[name] += 1
+        if self._stack:
+            self._stack[-1][1] += elapsed
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def profile_modules(runner: ModelRunner, repeats: int = 3,
+                    mode: str = 'inference') -> List[Dict]:
+    """Time per module type of ``runner``'s inference or training step.
+
+    Args:
+        runner (ModelRunner): The model.
+        repeats (int): Passes averaged (after one untimed pass).
+        mode (str): ``'inference'`` or ``'train'`` (forward and backward;
+            the hooks time the forward only, the remainder is reported as
+            ``(backward + optimizer)``).
+
+    Returns:
+        list[dict]: Rows ``{module, calls, self_ms, inclusive_ms,
+        share}`` sorted by self time, per pass; ``share`` is the self
+        time's fraction of the pass.
+    """
+    step = runner.infer if mode == 'inference' else runner.train_step
+    step()
+    timer = ModuleTimer(runner.model)
+    try:
+        total = sum(time_call(step) for _ in range(repeats)) / repeats
+    finally:
+        timer.remove()
+    rows = [
+        dict(module=name,
+             calls=timer.calls[name] // repeats,
+             self_ms=1e3 * timer.self_time[name] / repeats,
+             inclusive_ms=1e3 * timer.inclusive[name] / repeats)
+        for name in timer.self_time
+    ]
+    outside = 1e3 * total - sum(row['self_ms'] for row in rows)
+    rows.append(dict(module='(outside forward)' if mode == 'inference'
+                     else '(backward + optimizer)',
+                     calls=0, self_ms=outside, inclusive_ms=outside))
+    for row in rows:
+        row['share'] = row['self_ms'] / (1e3 * total) if total else 0.
+    return sorted(rows, key=lambda row: -row['self_ms'])
+
+
+def format_profile(name: str, rows: Sequence[Dict], top: int = 15) -> str:
+    """A Markdown table of the ``top`` module types by self time."""
+    total = sum(row['self_ms'] for row in rows)
+    lines = [f'{name}: {total:.1f} ms per pass, by module type',
+             '| module type | calls | self ms | share | incl. ms |',
+             '|---|---|---|---|---|']
+    for row in rows[:top]:
+        lines.append(f"| {row['module']} | {row['calls']} | "
+                     f"{row['self_ms']:.1f} | {100 * row['share']:.1f}% | "
+                     f"{row['inclusive_ms']:.1f} |")
+    return '\n'.join(lines)
+
+
+def summary_line(results: Sequence[ModelResult]) -> str:
+    """One line: every model's inference and training ratio to TSN."""
+    rel = ratios(results)
+    parts = []
+    for r in results:
+        if r.name in BASELINE_NAMES:
+            continue
+        tsn = rel[r.name]['vs_tsn_r50']
+        tsm = rel[r.name]['vs_tsm_r50']
+        parts.append(
+            f"{r.name}: infer {tsn['inference_ms']:.2f}x TSN / "
+            f"{tsm['inference_ms']:.2f}x TSM, train "
+            f"{tsn['train_step_ms']:.2f}x TSN, mem "
+            f"{tsn['train_peak_mib']:.2f}x TSN")
+    return '; '.join(parts)
