@@ -5,8 +5,12 @@ _base_ = ['mmaction::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['mmaction_tdx'], allow_failed_imports=False)
 
-# `load_from` (and resume, test) must fit the model: StrictLoadHook raises,
-# listing missing/unexpected/shape-mismatched keys, instead of MMEngine's
-# warning and a half-loaded model. To fine-tune with parts left as
-# initialised, name them, e.g. `load_from_allow_mismatch = ['cls_head']`.
-default_hooks = dict(strict_load=dict(type='StrictLoadHook'))
+default_hooks = dict(
+    # Before the first iteration: the pipelines' SampleFrames must give
+    # what the backbone reads (num_segments x frames_per_segment).
+    sampling_check=dict(type='SamplingCheckHook'),
+    # `load_from` (and resume, test) must fit the model: raise, listing the
+    # missing/unexpected/shape-mismatched keys, instead of MMEngine's
+    # warning and a half-loaded model. To fine-tune with parts left as
+    # initialised, name them: `load_from_allow_mismatch = ['cls_head']`.
+    strict_load=dict(type='StrictLoadHook'))

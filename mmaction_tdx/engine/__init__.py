@@ -3,8 +3,12 @@
 from .hooks import (
     BrokenSampleReportHook,
     CheckpointMismatchError,
+    SamplingCheckHook,
+    SamplingConfigError,
     StrictLoadHook,
 )
 
-__all__ = ['BrokenSampleReportHook', 'CheckpointMismatchError',
-           'StrictLoadHook']
+__all__ = [
+    'BrokenSampleReportHook', 'CheckpointMismatchError', 'SamplingCheckHook',
+    'SamplingConfigError', 'StrictLoadHook'
+]

@@ -1,7 +1,10 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """Hooks, registered in ``mmaction.registry.HOOKS``."""
 from .broken_sample_report_hook import BrokenSampleReportHook
+from .sampling_check_hook import SamplingCheckHook, SamplingConfigError
 from .strict_load_hook import CheckpointMismatchError, StrictLoadHook
 
-__all__ = ['BrokenSampleReportHook', 'CheckpointMismatchError',
-           'StrictLoadHook']
+__all__ = [
+    'BrokenSampleReportHook', 'CheckpointMismatchError', 'SamplingCheckHook',
+    'SamplingConfigError', 'StrictLoadHook'
+]

@@ -10,6 +10,7 @@ from mmaction.registry import MODELS
 from torch.utils import checkpoint as cp
 
 from ..common.temporal_modules import check_segment_batch
+from .resnet_args import check_resnet_stage_args
 
 TD_FEATURES = 'td_features'
 
@@ -164,6 +165,11 @@ class ResNetTDRL(ResNet):
                  td_blocks: Sequence[Sequence[int]] = ((), (-1, ), (-1, ),
                                                       (-1, )),
                  **kwargs) -> None:
+        check_resnet_stage_args(
+            type(self).__name__,
+            num_stages=kwargs.get('num_stages', 4),
+            out_indices=kwargs.get('out_indices', (3, )),
+            frozen_stages=kwargs.get('frozen_stages', -1))
         super().__init__(depth, **kwargs)
         if not isinstance(num_segments, int) or num_segments < 1:
             raise ValueError('ResNetTDRL: `num_segments` must be a positive '
@@ -246,6 +252,14 @@ class ResNetTDRL(ResNet):
                 'ResNetTDRL has no TDRL-B block (`td_blocks` is empty). Set '
                 '`td_blocks`, e.g. ((), (-1,), (-1,), (-1,)), or remove '
                 '`loss_td` from the head.')
+        if TD_FEATURES in names and self.num_segments < 2:
+            raise ValueError(
+                'The head asks for TD features (it has `loss_td`, the '
+                'Temporal Diversity loss, which compares pairs of segments), '
+                f'but ResNetTDRL was built with num_segments='
+                f'{self.num_segments}. Set `model.backbone.num_segments` (and '
+                'SampleFrames(num_clips=...)) to 2 or more, e.g. 8, or '
+                'remove `loss_td` from the head.')
         self.aux_outputs = names
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, tuple]:

@@ -69,7 +69,14 @@ class ProgressiveEnhancementModule(nn.Module):
         super().__init__()
         name = type(self).__name__
         check_positive_int(in_channels, 'in_channels', name)
-        check_positive_int(num_segments, 'num_segments', name, minimum=2)
+        if not isinstance(num_segments, int) or isinstance(
+                num_segments, bool) or num_segments < 2:
+            raise ValueError(
+                f'{name} compares adjacent segments, so `num_segments` must '
+                f'be an integer >= 2, got {num_segments!r}. Set '
+                '`model.backbone.num_segments` (and the pipelines\' '
+                '`SampleFrames(num_clips=...)`) to 2 or more, e.g. 8, or '
+                'build the backbone without it (`enhancement_module=None`).')
         check_positive_int(reduction, 'reduction', name)
         if in_channels // reduction < 1:
             raise ValueError(

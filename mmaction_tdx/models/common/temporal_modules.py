@@ -18,6 +18,7 @@ of MMAction2's 2D recognizers). Backbones build them from a config such as
   the "+MEM" row of TDRL's Table 4.
 """
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -56,6 +57,53 @@ def check_positive_int(value, name: str, module_name: str,
         raise ValueError(
             f'{module_name}: `{name}` must be an integer >= {minimum}, '
             f'got {value!r}.')
+
+
+def depthwise_temporal_conv(x: torch.Tensor,
+                            weight: torch.Tensor,
+                            scale: Optional[torch.Tensor] = None
+                            ) -> torch.Tensor:
+    """Depth-wise convolution along ``T`` as ``k`` shifted multiply-adds.
+
+    ``out[n, t, c] = sum_j weight[c, j] * s[n, t', c] * x[n, t', c]`` with
+    ``t' = t + j - k // 2`` (zero outside ``[0, T)``) and ``s = scale`` (or
+    1): ``nn.Conv1d(C, C, k, padding=k // 2, groups=C)`` applied along
+    ``T`` at every spatial position, optionally to ``x * scale``.
+
+    Why not ``nn.Conv1d``: it needs the segment axis last, i.e. two full
+    transposed copies of the features (in and out) around a convolution
+    over sequences of only ``T`` (8) steps, which oneDNN runs far below
+    its usual speed. Here each tap is one pass over the features in their
+    own ``(N, T, C, H*W)`` layout, and a per-segment channel scale folds
+    into the taps' ``(N, T, C)`` coefficients for free.
+
+    Args:
+        x (Tensor): ``(N, T, C, P)``, ``P`` spatial positions.
+        weight (Tensor): ``(C, k)``, ``k`` odd.
+        scale (Tensor, optional): ``(N, T, C)``.
+
+    Returns:
+        Tensor: ``(N, T, C, P)``.
+    """
+    t = x.shape[1]
+    centre = weight.shape[1] // 2
+    # coefficient[j] weighs source segment t' (aligned with x's T axis).
+    if scale is None:
+        coefficient = [weight[:, j, None] for j in range(weight.shape[1])]
+    else:
+        coefficient = [(scale * weight[:, j])[..., None]
+                       for j in range(weight.shape[1])]
+    out = x * coefficient[centre]
+    for offset in range(1, min(centre, t - 1) + 1):
+        before, after = coefficient[centre - offset], coefficient[centre +
+                                                                  offset]
+        if scale is not None:
+            before, after = before[:, :-offset], after[:, offset:]
+        # Segment t takes t - offset (kernel index centre - offset) ...
+        out[:, offset:].addcmul_(x[:, :-offset], before)
+        # ... and t + offset (kernel index centre + offset).
+        out[:, :-offset].addcmul_(x[:, offset:], after)
+    return out
 
 
 @MODELS.register_module()
@@ -196,15 +244,32 @@ class ChannelwiseTemporalConv(nn.Module):
         weight[2 * fold:, 0, centre] = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Convolve ``(N*T, C, H, W)`` features along ``T``; same shape out."""
+        """Convolve ``(N*T, C, H, W)`` features along ``T``; same shape out.
+
+        Equals ``self.conv`` applied to every spatial position's sequence
+        of ``T`` segments (see :func:`depthwise_temporal_conv`).
+        """
+        return self.scaled_forward(x)
+
+    def scaled_forward(self,
+                       x: torch.Tensor,
+                       scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``self(x * scale)`` without materialising ``x * scale``.
+
+        Args:
+            x (Tensor): ``(N*T, C, H, W)``.
+            scale (Tensor, optional): Per-segment channel scale
+                ``(N, T, C)``, e.g. a channel attention such as TDRL's PEM
+                (Eq. 3), applied to ``x`` before the convolution.
+
+        Returns:
+            Tensor: ``(N*T, C, H, W)``.
+        """
         n = check_segment_batch(x, self.num_segments, type(self).__name__)
         nt, c, h, w = x.shape
-        t = self.num_segments
-        # Conv1d wants the segment axis last, one sequence per position.
-        seq = x.view(n, t, c, h * w).permute(0, 3, 2, 1)
-        seq = seq.reshape(n * h * w, c, t)
-        out = self.conv(seq).view(n, h * w, c, t)
-        return out.permute(0, 3, 2, 1).reshape(nt, c, h, w)
+        seq = x.view(n, self.num_segments, c, h * w)
+        out = depthwise_temporal_conv(seq, self.conv.weight[:, 0], scale)
+        return out.view(nt, c, h, w)
 
     def extra_repr(self) -> str:
         return (f'num_segments={self.num_segments}, init={self.init!r}, '

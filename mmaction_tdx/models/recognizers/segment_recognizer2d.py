@@ -56,7 +56,7 @@ class SegmentRecognizer2D(Recognizer2D):
         return int(getattr(self.backbone, 'frames_per_segment', 1))
 
     def _check_frame_count(self, inputs: torch.Tensor) -> None:
-        """Check that every sample holds whole views of
+        """Check that every sample holds whole clips (views) of
         ``num_segments x frames_per_segment`` frames.
 
         The backbone only sees the batch folded into ``(N * frames, ...)``,
@@ -65,26 +65,26 @@ class SegmentRecognizer2D(Recognizer2D):
         """
         frames = inputs.shape[1]
         per_segment = self.frames_per_segment
-        segments = getattr(self.backbone, 'num_segments', None)
-        view_frames = per_segment * (segments or 1)
-        if frames % view_frames == 0:
-            return
         name = type(self.backbone).__name__
         interval = ', frame_interval=1' if per_segment > 1 else ''
-        if segments is None:
+        segments = getattr(self.backbone, 'num_segments', None)
+        if frames % per_segment != 0:
             raise ValueError(
                 f'{name} takes {per_segment} consecutive frames per segment, '
                 f'but a sample has {frames} frames, which is not a multiple '
                 f'of {per_segment}. Sample with `SampleFrames(clip_len='
-                f'{per_segment}{interval}, num_clips=<num_segments>)`.')
+                f'{per_segment}{interval}, num_clips='
+                f'{segments or "<num_segments>"})`.')
+        if segments is None or frames % (segments * per_segment) == 0:
+            return
         raise ValueError(
-            f'{name} was built with num_segments={segments} and takes '
-            f'{per_segment} consecutive frame(s) per segment, i.e. '
-            f'{view_frames} frames per view, but a sample has {frames} '
-            f'frames, which is not a multiple of {view_frames}. Sample with '
-            f'`SampleFrames(clip_len={per_segment}{interval}, num_clips='
-            f'{segments})` in every pipeline (for several test views, '
-            f'num_clips a multiple of {segments}), or set '
+            f'{name} was built with num_segments={segments} and '
+            f'{per_segment} frame(s) per segment, i.e. '
+            f'{segments * per_segment} frames per clip, but a sample has '
+            f'{frames} frames, which is not a whole number of clips. Sample '
+            f'with `SampleFrames(clip_len={per_segment}{interval}, '
+            f'num_clips={segments})` in every pipeline (for several test '
+            f'views, num_clips a multiple of {segments}), or set '
             '`model.backbone.num_segments` to the number of clips sampled.')
 
     @staticmethod

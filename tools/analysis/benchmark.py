@@ -1,0 +1,209 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Speed, memory and FLOPs of our models beside MMAction2's TSN and TSM.
+
+Example (the run in docs/benchmark.md)::
+
+    python tools/analysis/benchmark.py --threads 2 --pipeline \\
+        --out work_dirs/benchmark/benchmark.json --profile
+
+Models are given as ``[LABEL=]TARGET[,KEY=VALUE...]``: ``TARGET`` is a
+config file, ``tdn_r50``/``tdrl_r50`` (our base configs), or a backbone
+type; ``KEY=VALUE`` overrides the model dict, e.g.
+``tdrl_no_td=tdrl_r50,cls_head.loss_td=None``. Without models: TDN-R50,
+TDRL-R50, and TDRL-R50 without the TD loss. MMAction2's TSN-R50 and TSM-R50
+are always measured in the same process, interleaved with ours.
+
+Prints the thread count, a Markdown table (median ±half-IQR, ratios to TSN
+and TSM), optionally the time per module type (``--profile``) and the data
+pipeline throughput (``--pipeline``), then a summary line; writes
+everything to ``--out`` as JSON. The logic is
+:mod:`mmaction_tdx.utils.benchmark` and
+:mod:`mmaction_tdx.utils.pipeline_benchmark`.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from mmaction_tdx.utils import benchmark as bench
+from mmaction_tdx.utils import pipeline_benchmark as pipe
+
+DEFAULT_VIDEOS = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), '..',
+    'shared', 'data', 'videos')
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Benchmark models against MMAction2 TSN-R50/TSM-R50: '
+        'inference latency, training step, peak memory, GFLOP/s.')
+    parser.add_argument(
+        'models',
+        nargs='*',
+        help='[LABEL=]TARGET[,KEY=VALUE...] (default: tdn_r50, tdrl_r50, '
+        'tdrl_r50 without the TD loss)')
+    defaults = bench.BenchmarkSettings()
+    parser.add_argument('--depth', type=int, default=defaults.depth)
+    parser.add_argument(
+        '--num-segments', type=int, default=defaults.num_segments)
+    parser.add_argument('--img-size', type=int, default=defaults.img_size)
+    parser.add_argument(
+        '--train-batch',
+        type=int,
+        default=defaults.train_batch,
+        help='videos per training step')
+    parser.add_argument(
+        '--repeats',
+        type=int,
+        default=defaults.repeats,
+        help='timed runs per measurement')
+    parser.add_argument('--warmup', type=int, default=defaults.warmup)
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=defaults.threads,
+        help='intra-op threads (torch.set_num_threads)')
+    parser.add_argument(
+        '--profile',
+        action='store_true',
+        help='also print the time per module type of every model '
+        '(inference and training step)')
+    parser.add_argument(
+        '--profile-top', type=int, default=12, help='rows per profile')
+    parser.add_argument(
+        '--pipeline',
+        action='store_true',
+        help='also measure data pipeline throughput (TSN vs TDN sampling)')
+    parser.add_argument(
+        '--videos',
+        default=DEFAULT_VIDEOS,
+        help='folder of videos for --pipeline')
+    parser.add_argument(
+        '--pipeline-repeats',
+        type=int,
+        default=pipe.PipelineSettings().repeats,
+        help='clips per video and sampling for --pipeline')
+    parser.add_argument(
+        '--out',
+        default='work_dirs/benchmark/benchmark.json',
+        help='JSON file to write')
+    return parser.parse_args(argv)
+
+
+def make_progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn('{task.description:<28}'),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    settings = bench.BenchmarkSettings(
+        depth=args.depth,
+        num_segments=args.num_segments,
+        img_size=args.img_size,
+        train_batch=args.train_batch,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        threads=args.threads)
+    specs = ([bench.parse_model_spec(m) for m in args.models]
+             if args.models else bench.default_specs())
+    threads = bench.set_threads(settings.threads)
+    machine = bench.machine_info()
+    print(f"threads: {threads} intra-op, {machine['interop_threads']} "
+          f"inter-op; CPU: {machine['cpu']} ({machine['logical_cpus']} "
+          f"logical); load average at start: "
+          f"{', '.join(f'{x:.2f}' for x in machine['load_average'])}")
+    print(f'settings: R{settings.depth}, T={settings.num_segments}, '
+          f'{settings.img_size}x{settings.img_size}, inference 1 video x 1 '
+          f'view, training {settings.train_batch} videos, median of '
+          f'{settings.repeats} after {settings.warmup} warm-up runs')
+
+    stderr = Console(stderr=True)
+    extra = {}
+    with make_progress(stderr) as progress:
+        task = progress.add_task(
+            'models', total=bench.count_work(len(specs), settings))
+
+        def advance(description: str) -> None:
+            progress.update(task, advance=1, description=description)
+
+        results = bench.run_benchmark(specs, settings, progress=advance)
+
+        profiles = {}
+        if args.profile:
+            ptask = progress.add_task(
+                'profile', total=len(results) * 2)
+            for spec in bench.baseline_specs() + specs:
+                runner = bench.ModelRunner(spec, settings)
+                profiles[spec.name] = {
+                    mode: bench.profile_modules(runner, mode=mode)
+                    for mode in ('inference', 'train')
+                }
+                progress.update(ptask, advance=2, description=spec.name)
+            extra['profiles'] = profiles
+
+        pipeline_results = None
+        if args.pipeline:
+            psettings = pipe.PipelineSettings(
+                num_segments=settings.num_segments,
+                repeats=args.pipeline_repeats,
+                img_size=settings.img_size)
+            videos = pipe.find_videos(args.videos)
+            ptask = progress.add_task('pipeline', total=psettings.repeats)
+            pipeline_results = pipe.run_pipeline_benchmark(
+                videos,
+                psettings,
+                progress=lambda d: progress.update(ptask, advance=1))
+            extra['pipeline'] = pipe.pipeline_results_to_json(
+                pipeline_results, psettings, videos)
+
+    machine['load_average_end'] = list(os.getloadavg())
+    print()
+    print(bench.format_table(results))
+    for name, modes in profiles.items():
+        for mode, rows in modes.items():
+            print()
+            print(bench.format_profile(f'{name} ({mode})', rows,
+                                       top=args.profile_top))
+    if pipeline_results is not None:
+        print()
+        print(f'data pipeline, one worker, {len(videos)} videos x '
+              f'{psettings.repeats} clips, decord (1 thread):')
+        print(pipe.format_pipeline_table(pipeline_results))
+
+    record = bench.results_to_json(results, settings, machine, extra)
+    out_dir = osp.dirname(args.out)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    with open(args.out, 'w') as f:
+        json.dump(record, f, indent=2)
+    print()
+    print(f"load average at end: "
+          f"{', '.join(f'{x:.2f}' for x in machine['load_average_end'])}")
+    summary = bench.summary_line(results)
+    if pipeline_results is not None:
+        summary += (f"; pipeline TDN/TSN clips/s: decode "
+                    f"{pipe.throughput_ratios(pipeline_results)['decode']:.2f}"
+                    f", train "
+                    f"{pipe.throughput_ratios(pipeline_results)['train']:.2f}")
+    print(f'summary ({threads} threads): {summary} -> {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
