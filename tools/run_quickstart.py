@@ -37,7 +37,7 @@ from mmaction_tdx.datasets.synthetic_motion import (  # noqa: E402
 DATA_ROOT = osp.join('data', 'synthetic_motion')
 # The dataset the quick-start configs are tuned for.
 DEMO_SPEC = dict(
-    num_train_per_class=60, num_val_per_class=12, frames=24, size=64)
+    num_train_per_class=40, num_val_per_class=10, frames=24, size=64)
 
 
 def parse_args():

@@ -8,7 +8,7 @@ _base_ = [
 
 num_segments = 4
 clip_len = 5  # TDN's input contract: 5 consecutive frames per segment
-input_size = 56
+input_size = 32
 
 model = dict(
     backbone=dict(
@@ -48,6 +48,9 @@ val_pipeline = [
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs')
 ]
+# MMAction2's inference_recognizer / demo.py read `test_pipeline`: without
+# this line they would get the dataset base's 1-frame sampling.
+test_pipeline = val_pipeline
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader

@@ -18,7 +18,9 @@ from . import (
     importlib_metadata_shim,
     mmaction_drn,
     mmengine_config_scope,
+    mmengine_cpu_dist,
     resnet_train,
+    resnet_tsm_scratch,
     torch_load,
 )
 
@@ -29,6 +31,8 @@ FIXES = OrderedDict([
     ('torch_weights_only', torch_load),
     ('resnet_train_returns_self', resnet_train),
     ('mmengine_config_scope', mmengine_config_scope),
+    ('resnet_tsm_from_scratch', resnet_tsm_scratch),
+    ('mmengine_cpu_distributed', mmengine_cpu_dist),
 ])
 
 SKIP_ENV = 'MMACTION_TDX_SKIP_COMPAT'

@@ -33,7 +33,10 @@ def test_needed_fixes_are_active_on_this_stack():
         importlib_metadata=False,
         mmaction_drn=True,
         torch_weights_only=True,
-        resnet_train_returns_self=True), status
+        resnet_train_returns_self=True,
+        mmengine_config_scope=True,
+        resnet_tsm_from_scratch=True,
+        mmengine_cpu_distributed=True), status
 
 
 def test_drn_defect_real_and_fixed(python_runner):
@@ -127,3 +130,37 @@ def test_version_is_exposed():
     assert mmaction_tdx.__version__.count('.') == 2
     assert osp.isfile(osp.join(osp.dirname(mmaction_tdx.__file__),
                                'version.py'))
+
+
+def test_resnet_tsm_from_scratch_defect_real_and_fixed(python_runner):
+    code = '''
+    import mmaction_tdx
+    from mmaction.models import ResNetTSM
+    net = ResNetTSM(depth=18, pretrained=None, num_segments=2)
+    net.init_weights()
+    print('initialised')
+    '''
+    broken = python_runner(
+        code, env=dict(MMACTION_TDX_SKIP_COMPAT='resnet_tsm_from_scratch'))
+    if broken.returncode == 0:
+        pytest.skip('upstream ResNetTSM already accepts pretrained=None')
+    assert "expected string or bytes-like object, got 'NoneType'" in (
+        broken.stderr)
+    fixed = python_runner(code)
+    assert fixed.stdout.strip().endswith('initialised'), fixed.stderr
+
+
+def test_resnet_tsm_with_checkpoint_still_uses_upstream_loader(
+        tmp_path, monkeypatch):
+    from mmaction.models import ResNetTSM
+    calls = []
+    monkeypatch.setattr(ResNetTSM, 'load_original_weights',
+                        lambda self, logger: calls.append(self.pretrained))
+    net = ResNetTSM(depth=18, pretrained='some.pth', num_segments=2)
+    net.init_weights()
+    assert calls == ['some.pth']
+
+
+def test_config_scope_fix_is_registered():
+    from mmengine.config.utils import MODULE2PACKAGE
+    assert MODULE2PACKAGE['mmaction_tdx'] == 'mmaction_tdx'

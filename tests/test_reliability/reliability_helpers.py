@@ -8,8 +8,10 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
-from mmaction_tdx.datasets.synthetic_motion import (SyntheticMotionSpec,
-                                                    generate)
+from mmaction_tdx.datasets.synthetic_motion import (
+    SyntheticMotionSpec,
+    generate,
+)
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = 64  # frame size of the synthetic videos and of the model inputs

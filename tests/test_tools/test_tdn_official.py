@@ -409,3 +409,34 @@ def test_loader_refuses_unexpected_pickled_objects(tmp_path):
     torch.save({'state_dict': {}, 'payload': _NotAllowed()}, path)
     with pytest.raises(ValueError, match='not a checkpoint of MCG-NJU/TDN'):
         load_release_checkpoint(str(path))
+
+
+def test_tool_converts_many_files_with_progress(release_checkpoint, tmp_path,
+                                                capsys):
+    """``IN... --out-dir``: one output per input, a progress bar, a summary
+    line, and a bad input reported without stopping the others."""
+    import shutil
+    _, path = release_checkpoint
+    first, second = tmp_path / 'k400_a.pth.tar', tmp_path / 'k400_b.pth'
+    shutil.copy(path, first)
+    shutil.copy(path, second)
+    bad = tmp_path / 'notes.txt'
+    bad.write_text('not a checkpoint')
+    out_dir = tmp_path / 'converted'
+    assert _tool_main(first, bad, second, '--out-dir', out_dir,
+                      '--label-order', 'release') == 1
+    captured = capsys.readouterr()
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        'k400_a.pth', 'k400_b.pth']
+    assert '3/3' in captured.out  # MMEngine's progress bar
+    assert 'converted 2/3 checkpoints -> ' in captured.out
+    assert '(1 failed)' in captured.out
+    assert 'notes.txt' in captured.err
+    converted = torch.load(out_dir / 'k400_b.pth', weights_only=True)
+    assert converted['meta']['depth'] == 50
+
+
+def test_tool_many_files_need_out_dir(tmp_path):
+    with pytest.raises(SystemExit):
+        _tool_main(tmp_path / 'a.pth.tar', tmp_path / 'b.pth.tar',
+                   tmp_path / 'c.pth.tar')

@@ -53,15 +53,18 @@ class StateDictMismatch:
         unexpected (list[str]): In the checkpoint, not in the model.
         shape (list[tuple]): ``(key, checkpoint shape, model shape)`` of the
             tensors both have with different shapes.
+        all_keys (set[str]): The keys of both, to name whole modules.
     """
 
     def __init__(self,
                  missing: Sequence[str] = (),
                  unexpected: Sequence[str] = (),
-                 shape: Sequence[Tuple[str, tuple, tuple]] = ()) -> None:
-        self.missing = sorted(missing)
-        self.unexpected = sorted(unexpected)
-        self.shape = sorted(shape)
+                 shape: Sequence[Tuple[str, tuple, tuple]] = (),
+                 all_keys: Iterable[str] = ()) -> None:
+        self.missing = sorted(missing, key=natural_order)
+        self.unexpected = sorted(unexpected, key=natural_order)
+        self.shape = sorted(shape, key=lambda item: natural_order(item[0]))
+        self.all_keys = set(all_keys)
 
     def __bool__(self) -> bool:
         return bool(self.missing or self.unexpected or self.shape)
@@ -69,7 +72,8 @@ class StateDictMismatch:
     def split(self, patterns: Sequence[str]
               ) -> Tuple['StateDictMismatch', 'StateDictMismatch']:
         """Split into the part ``patterns`` allow and the rest."""
-        allowed, refused = StateDictMismatch(), StateDictMismatch()
+        allowed = StateDictMismatch(all_keys=self.all_keys)
+        refused = StateDictMismatch(all_keys=self.all_keys)
         for kind in ('missing', 'unexpected', 'shape'):
             for item in getattr(self, kind):
                 key = item[0] if kind == 'shape' else item
@@ -79,25 +83,67 @@ class StateDictMismatch:
 
     def describe(self, limit: int = MAX_LISTED) -> str:
         """One block per kind of difference, each listing up to ``limit``
-        keys."""
+        entries; keys that make up a whole module are listed as the
+        module (``backbone.stdm.* (60 keys)``)."""
         blocks = []
         kinds = (
-            ('shape mismatch (checkpoint vs model)', [
+            ('shape mismatch (checkpoint vs model)', len(self.shape), [
                 f'{key}: {tuple(ckpt)} vs {tuple(model)}'
                 for key, ckpt, model in self.shape
             ]),
-            ('missing in the checkpoint', self.missing),
-            ('unexpected (not in the model)', self.unexpected),
+            ('missing in the checkpoint', len(self.missing),
+             collapse_keys(self.missing, self.all_keys)),
+            ('unexpected (not in the model)', len(self.unexpected),
+             collapse_keys(self.unexpected, self.all_keys)),
         )
-        for title, lines in kinds:
+        for title, count, lines in kinds:
             if not lines:
                 continue
             more = len(lines) - limit
             shown = lines[:limit] + ([f'... and {more} more']
                                      if more > 0 else [])
-            blocks.append(f'  {title}: {len(lines)}\n    ' +
+            blocks.append(f'  {title}: {count} keys\n    ' +
                           '\n    '.join(shown))
         return '\n'.join(blocks)
+
+
+def _prefixes(key: str) -> List[str]:
+    parts = key.split('.')
+    return ['.'.join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def collapse_keys(keys: Sequence[str], all_keys: Iterable[str]) -> List[str]:
+    """Name each group of ``keys`` by the largest module all of whose keys
+    (among ``all_keys``) are in ``keys``: ``'<module>.* (<n> keys)'``;
+    a key that is not a whole module alone stays as it is."""
+    in_group: Dict[str, int] = {}
+    for key in keys:
+        for prefix in _prefixes(key):
+            in_group[prefix] = in_group.get(prefix, 0) + 1
+    in_all: Dict[str, int] = {}
+    listed = set(keys)
+    for key in set(all_keys) | listed:
+        if key not in listed and key.endswith('num_batches_tracked'):
+            continue  # never reported (see compare_state_dicts)
+        for prefix in _prefixes(key):
+            if prefix in in_group:
+                in_all[prefix] = in_all.get(prefix, 0) + 1
+    lines, seen = [], set()
+    for key in sorted(keys, key=natural_order):
+        whole = next(p for p in _prefixes(key) if in_group[p] == in_all[p]
+                     or p == key)
+        if whole in seen:
+            continue
+        seen.add(whole)
+        lines.append(key if in_group[whole] == 1 else
+                     f'{whole}.* ({in_group[whole]} keys)')
+    return lines
+
+
+def natural_order(key: str) -> list:
+    """Sort key putting ``layer3.6`` before ``layer3.10``."""
+    return [(0, int(part), '') if part.isdigit() else (1, 0, part)
+            for part in key.split('.')]
 
 
 def key_matches(key: str, patterns: Iterable[str]) -> bool:
@@ -139,7 +185,8 @@ def compare_state_dicts(model_state: Mapping[str, torch.Tensor],
         value = checkpoint_state.get(key)
         if isinstance(value, torch.Tensor) and value.shape != tensor.shape:
             shape.append((key, tuple(value.shape), tuple(tensor.shape)))
-    return StateDictMismatch(missing, unexpected, shape)
+    return StateDictMismatch(missing, unexpected, shape,
+                             set(model_state) | set(checkpoint_state))
 
 
 def allowed_patterns(cfg) -> List[str]:

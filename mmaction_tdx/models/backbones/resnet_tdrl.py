@@ -64,8 +64,35 @@ class TDRLBlock(nn.Module):
         self.td_position = td_position
         self.with_td_loss = with_td_loss
 
-    def temporal_path(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """Return the input of ResConv and the TD-loss features."""
+    def _fused_enhancement(self, need_td_input: bool) -> bool:
+        """Whether ``temporal(enhancement(x))`` can run as one pass.
+
+        A channel attention followed by a linear temporal module is
+        ``TM(x * a)``; when both modules support it (PEM's ``attention``,
+        ``ChannelwiseTemporalConv.scaled_forward``) the scale folds into
+        the temporal taps and ``x * a`` (a full-size tensor) is never
+        written. Not possible when the enhanced features themselves are
+        asked for (TD features taken before the TM).
+        """
+        return (self.enhancement_position == 'before_tm'
+                and not need_td_input
+                and hasattr(self.enhancement, 'attention')
+                and hasattr(self.temporal, 'scaled_forward'))
+
+    def temporal_path(self, x: torch.Tensor,
+                      return_td: bool = True) -> Tuple[torch.Tensor, ...]:
+        """Return the input of ResConv and the TD-loss features.
+
+        Args:
+            x (Tensor): ``(N*T, C_in, H, W)``.
+            return_td (bool): Whether the TD features are needed (else
+                the second item may be ``None``).
+        """
+        need_td_input = return_td and self.td_position == 'before_tm'
+        if self._fused_enhancement(need_td_input):
+            out = self.temporal.scaled_forward(
+                x, self.enhancement.attention(x))
+            return out, out
         if self.enhancement is not None and \
                 self.enhancement_position == 'before_tm':
             x = self.enhancement(x)
@@ -85,7 +112,7 @@ class TDRLBlock(nn.Module):
         ``return_td``."""
 
         def _inner_forward(x):
-            out, td_features = self.temporal_path(x)
+            out, td_features = self.temporal_path(x, return_td)
             out = self.conv2(self.conv1(out))
             if self.conv3 is not None:
                 out = self.conv3(out)

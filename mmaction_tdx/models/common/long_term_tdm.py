@@ -10,12 +10,19 @@ paper's form is an option (see :class:`LongTermTDM`).
 from typing import List, Optional, Tuple
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmaction.utils import ConfigType, OptConfigType
 from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.model import BaseModule
 
+from .fast_ops import (
+    add_upsampled_,
+    conv2d_like,
+    folded_conv_bn,
+    is_foldable_conv_bn,
+)
 from .temporal_modules import check_positive_int, check_segment_batch
 
 
@@ -241,6 +248,24 @@ class LongTermTDM(BaseModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Excite segment features with their temporal differences.
 
+        Runs :meth:`fast_forward` where it applies (:meth:`uses_fast_path`,
+        true for the release's settings), else :meth:`reference_forward`;
+        both compute the same function.
+
+        Args:
+            x (Tensor): ``(N*T, C, H, W)``.
+
+        Returns:
+            Tensor: ``(N*T, C, H, W)``.
+        """
+        if self.uses_fast_path():
+            return self.fast_forward(x)
+        return self.reference_forward(x)
+
+    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The straightforward form: one direction after the other, each
+        through the layers as written in Eqs. (4)-(6) and the release.
+
         Args:
             x (Tensor): ``(N*T, C, H, W)``.
 
@@ -276,6 +301,178 @@ class LongTermTDM(BaseModule):
         if self.fusion == 'add':
             return x + excitation
         return x + x * excitation
+
+    # ------------------------------------------------------------------
+    # Fast path: same function, fewer passes over full-size tensors.
+
+    def uses_fast_path(self) -> bool:
+        """Whether :meth:`forward` runs :meth:`fast_forward`.
+
+        It covers the attention fusions (the release's ``'attention'`` and
+        ``'channel_attention'``) with BatchNorm layers; the ``'add'``
+        fusion and the Dec-2020 quirk use :meth:`reference_forward`.
+        """
+        layers = [self.squeeze, self.expand]
+        if self.multi_scale:
+            layers += [self.full_scale, self.half_scale]
+        return (self.fusion in ('attention', 'channel_attention')
+                and not self.backward_full_scale_from_forward
+                and all(is_foldable_conv_bn(m) and m.norm.track_running_stats
+                        for m in layers))
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _relate(self, neighbour: torch.Tensor,
+                current: torch.Tensor) -> torch.Tensor:
+        if self.temporal_operator == 'difference':
+            return neighbour - current
+        return (neighbour + current) / 2
+
+    def _all_relations(self, squeezed: torch.Tensor,
+                       aligned: torch.Tensor) -> torch.Tensor:
+        """Both directions' relations (Eq. (4)) in one batch.
+
+        Args:
+            squeezed (Tensor): ``S``, ``(N, T, C/r, H, W)``.
+            aligned (Tensor): ``Conv_cw(S)``, ``(N, T, C/r, H, W)``.
+
+        Returns:
+            Tensor: ``(D*N*T, C/r, H, W)``, direction-major (forward
+            first), so each direction is a contiguous half; zero where the
+            neighbour is missing. Written once, without padded copies.
+        """
+        n, t = squeezed.shape[:2]
+        relations = squeezed.new_zeros(self.num_directions,
+                                       *squeezed.shape)
+        relations[0, :, :-1] = self._relate(aligned[:, 1:], squeezed[:, :-1])
+        if self.bidirectional:
+            relations[1, :, 1:] = self._relate(aligned[:, :-1],
+                                               squeezed[:, 1:])
+        return relations.view(-1, *squeezed.shape[2:])
+
+    def _per_direction(self, norm: nn.Module,
+                       y: torch.Tensor) -> torch.Tensor:
+        """``norm`` applied to each direction's half of ``y`` separately,
+        so that a training-mode BN normalises (and updates its running
+        statistics) per direction, forward first, as the release's two
+        sequential calls do."""
+        if self.num_directions == 1 or not norm.training:
+            return norm(y)
+        return torch.cat([norm(part) for part in y.chunk(2)])
+
+    def _combined_train(self, relations: torch.Tensor) -> torch.Tensor:
+        """Eq. (5) with BN layers that may be in training mode."""
+        if not self.multi_scale:
+            return relations
+        half = self.half_scale.conv(
+            F.avg_pool2d(relations, kernel_size=2, stride=2))
+        half = self._per_direction(self.half_scale.norm, half)
+        full = self._per_direction(self.full_scale.norm,
+                                   self.full_scale.conv(relations))
+        combined = add_upsampled_(torch.add(relations, full), half)
+        return combined.mul_(1.0 / 3.0)
+
+    def _combined_eval(self, relations: torch.Tensor) -> torch.Tensor:
+        """Eq. (5) with eval-mode BNs folded into the convs.
+
+        ``(D + BN(Conv(D))) / 3`` is one conv: the BN's affine map and the
+        identity (at the kernel centre) are folded into its weights; the
+        half-scale branch is added into its output in place.
+        """
+        if not self.multi_scale:
+            return relations
+        full_conv = self.full_scale.conv
+        weight, bias = folded_conv_bn(self.full_scale, scale=1.0 / 3.0)
+        if self._identity_foldable(full_conv):
+            centre = full_conv.kernel_size[0] // 2
+            identity = torch.eye(
+                weight.shape[0], dtype=weight.dtype, device=weight.device)
+            weight = weight.clone()
+            weight[:, :, centre, centre] += identity / 3.0
+            combined = conv2d_like(full_conv, relations, weight, bias)
+        else:
+            combined = conv2d_like(full_conv, relations, weight, bias)
+            combined.add_(relations, alpha=1.0 / 3.0)
+        weight, bias = folded_conv_bn(self.half_scale, scale=1.0 / 3.0)
+        half = conv2d_like(self.half_scale.conv,
+                           F.avg_pool2d(relations, kernel_size=2, stride=2),
+                           weight, bias)
+        return add_upsampled_(combined, half)
+
+    @staticmethod
+    def _identity_foldable(conv: nn.Conv2d) -> bool:
+        k = conv.kernel_size
+        return (conv.groups == 1 and conv.in_channels == conv.out_channels
+                and k[0] == k[1] and k[0] % 2 == 1
+                and conv.padding == (k[0] // 2, k[1] // 2)
+                and conv.stride == (1, 1) and conv.dilation == (1, 1))
+
+    def _attention_difference(self, combined: torch.Tensor,
+                              num_frames: int) -> torch.Tensor:
+        """``sigmoid(Z_fwd) + sigmoid(Z_bwd) - 1`` (two directions) or
+        ``sigmoid(Z) - 0.5`` (one), ``Z = BN(Conv1x1(combined))``.
+
+        With eval-mode BN the BN is folded into the conv, and the backward
+        direction is convolved with negated weights, since
+        ``sigmoid(z) - 1 = -sigmoid(-z)``: the sum is then one subtraction.
+        """
+        conv = self.expand.conv
+        parts = combined.split(num_frames)
+        if not self.expand.norm.training:
+            weight, bias = folded_conv_bn(self.expand)
+            forward = conv2d_like(conv, parts[0], weight, bias).sigmoid_()
+            if self.num_directions == 1:
+                return forward - 0.5
+            backward = conv2d_like(conv, parts[1], -weight,
+                                   -bias).sigmoid_()
+            return forward - backward
+        z = conv(combined)
+        attention = [
+            self.expand.norm(part).sigmoid_()
+            for part in z.split(num_frames)
+        ]
+        if self.num_directions == 1:
+            return attention[0] - 0.5
+        return torch.add(attention[0], attention[1]).sub_(1.0)
+
+    def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`reference_forward` with both directions as one batch.
+
+        The directions' relations form one ``(2*N*T, C/r, H, W)`` batch,
+        so each conv runs once for both (BNs in training mode still
+        normalise each direction on its own); eval-mode BNs are folded
+        into the convs; the half-scale map is added without materialising
+        its upsampled copy; and the excitation is
+        ``x + x * (A_fwd + A_bwd) / 2`` written as one ``addcmul`` over
+        ``sigmoid(Z_fwd) + sigmoid(Z_bwd) - 1``, so the only full-size
+        (``C``-channel) tensors are the two ``Z`` and their difference.
+
+        Args:
+            x (Tensor): ``(N*T, C, H, W)``.
+
+        Returns:
+            Tensor: ``(N*T, C, H, W)``.
+        """
+        n = check_segment_batch(x, self.num_segments, type(self).__name__)
+        squeezed = self.squeeze(x)
+        aligned = self.align(squeezed)
+        shape = (n, self.num_segments, *squeezed.shape[1:])
+        relations = self._all_relations(
+            squeezed.view(shape), aligned.view(shape))
+        norms = [self.expand.norm]
+        if self.multi_scale:
+            norms += [self.full_scale.norm, self.half_scale.norm]
+        if any(norm.training for norm in norms):
+            combined = self._combined_train(relations)
+        else:
+            combined = self._combined_eval(relations)
+        if self.fusion == 'channel_attention':
+            combined = F.adaptive_avg_pool2d(combined, 1)
+        difference = self._attention_difference(combined, x.shape[0])
+        return torch.addcmul(
+            x, x, difference, value=0.5 if self.bidirectional else 1.0)
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, '

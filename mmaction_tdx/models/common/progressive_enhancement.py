@@ -132,15 +132,29 @@ class ProgressiveEnhancementModule(nn.Module):
             memories.append(memory)
         return torch.stack(memories, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Enhance ``(N*T, C, H, W)`` features (Eq. 3); same shape out."""
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel attention ``a_t`` (Eq. 4-6) of ``(N*T, C, H, W)``
+        features, as ``(N, T, C)``.
+
+        The only pass over the full features is the pooling; everything
+        after it acts on ``(N, T, C)`` and ``(N, T, C/r)`` tensors.
+        """
         n = check_segment_batch(x, self.num_segments, type(self).__name__)
         nt, c, h, w = x.shape
-        x = x.view(n, self.num_segments, c, h, w)
-        pooled = x.mean(dim=(3, 4))
-        attention = torch.sigmoid(
+        pooled = x.view(n, self.num_segments, c, h * w).mean(dim=3)
+        return torch.sigmoid(
             self.excite(self.memories(self.differences(pooled))))
-        return (x * attention[..., None, None]).view(nt, c, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Enhance ``(N*T, C, H, W)`` features (Eq. 3); same shape out.
+
+        A following linear temporal module can instead take
+        :meth:`attention` as a scale (e.g.
+        ``ChannelwiseTemporalConv.scaled_forward``) and skip this
+        multiplication; ``TDRLBlock`` does so.
+        """
+        attention = self.attention(x)
+        return (x.view(*attention.shape, -1) * attention[..., None]).view_as(x)
 
     def extra_repr(self) -> str:
         return (f'num_segments={self.num_segments}, '

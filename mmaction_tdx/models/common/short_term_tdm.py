@@ -17,6 +17,7 @@ from mmaction.utils import ConfigType, OptConfigType
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
+from .fast_ops import add_upsampled_
 from .temporal_modules import check_positive_int
 
 # Release rule (``tdn_net``): (alpha, beta) = (0.5, 0.5) for 8 segments,
@@ -183,6 +184,13 @@ class ShortTermTDM(BaseModule):
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
 
+    def _check_frames(self, frames: torch.Tensor) -> None:
+        if frames.dim() != 5 or frames.shape[1] != self.frames_per_segment:
+            raise ValueError(
+                f'{type(self).__name__} expects frames of shape (N*T, '
+                f'{self.frames_per_segment}, C, H, W), got '
+                f'{tuple(frames.shape)}.')
+
     def motion_input(self, frames: torch.Tensor) -> torch.Tensor:
         """Stack the segment's frame differences (or frames) on channels.
 
@@ -194,11 +202,7 @@ class ShortTermTDM(BaseModule):
             ``(N*T, 3 L, H, W)`` for ``'frames'``; channel order
             ``[I_2 - I_1, I_3 - I_2, ...]`` as in the release.
         """
-        if frames.dim() != 5 or frames.shape[1] != self.frames_per_segment:
-            raise ValueError(
-                f'{type(self).__name__} expects frames of shape (N*T, '
-                f'{self.frames_per_segment}, C, H, W), got '
-                f'{tuple(frames.shape)}.')
+        self._check_frames(frames)
         if self.input_mode == 'difference':
             frames = frames[:, 1:] - frames[:, :-1]
         return frames.flatten(1, 2)
@@ -214,9 +218,15 @@ class ShortTermTDM(BaseModule):
             ``(N*T, 64, H/8, W/8)``, then the outputs of the motion path's
             ``layer1``, ``layer2``, ...
         """
-        motion = self.motion_input(frames)
+        self._check_frames(frames)
         # Low-resolution processing: differences are sparse (Sec. 3.2).
-        motion = F.avg_pool2d(motion, kernel_size=2, stride=2)
+        # Pooling is linear, so the frames are pooled first and differenced
+        # after: the same values, but the full-resolution differences
+        # (4 frames' worth) are never written.
+        pooled = F.avg_pool2d(
+            frames.flatten(0, 1), kernel_size=2, stride=2)
+        motion = self.motion_input(
+            pooled.view(*frames.shape[:3], *pooled.shape[-2:]))
         motion = self.maxpool(self.stem(motion))
         outs = [motion]
         for layer_name in self.res_layers:
@@ -240,13 +250,13 @@ class ShortTermTDM(BaseModule):
                 f'{type(self).__name__}: cannot fuse motion features of '
                 f'shape {tuple(motion.shape)} into RGB features of shape '
                 f'{tuple(rgb.shape)}; batch and channels must match.')
+        if self.fusion in ('weighted_add', 'add'):
+            # Upsampling is added in place (no upsampled copy is written).
+            alpha, beta = self.fusion_weights or (1.0, 1.0)
+            fused = rgb * alpha if alpha != 1.0 else rgb.clone()
+            return add_upsampled_(fused.contiguous(), motion, alpha=beta)
         if motion.shape[-2:] != rgb.shape[-2:]:
             motion = F.interpolate(motion, size=rgb.shape[-2:], mode='nearest')
-        if self.fusion == 'weighted_add':
-            alpha, beta = self.fusion_weights
-            return alpha * rgb + beta * motion
-        if self.fusion == 'add':
-            return rgb + motion
         if self.fusion in ('channel_mul', 'channel_mul_add'):
             motion = F.adaptive_avg_pool2d(motion, 1)
         attention = torch.sigmoid(motion)

@@ -21,7 +21,8 @@ class TemporalDiversityLoss(BaseWeightedLoss):
     ``C_mu = floor(ratio * C)`` (the first channels; Sec. 4.5). With unit
     vectors ``u_i = z_i / ||z_i||`` the pair sum is
     ``||sum_i u_i||^2 - sum_i ||u_i||^2``, so the cost is ``O(T)`` per
-    channel, without a loop over pairs or channels. A channel with zero
+    channel, without a loop over pairs or channels, and the unit vectors
+    are never materialised (see :meth:`_pair_cosine_sum`). A channel with zero
     norm counts as the zero vector (cosine 0), with finite gradients.
     The loss is computed in float32 (float64 stays float64), also inside
     a bf16/fp16 autocast region.
@@ -106,14 +107,27 @@ class TemporalDiversityLoss(BaseWeightedLoss):
         with torch.autocast(device_type=z.device.type, enabled=False):
             z = z[:, :channels].to(dtype)
             z = z.reshape(num_videos, num_segments, channels, positions)
-            norm = torch.linalg.vector_norm(z, dim=-1, keepdim=True)
-            # Where the norm vanishes, divide by 1 instead: u = z = 0
-            # there, and no 0/0 reaches the value or the gradient.
-            safe_norm = torch.where(norm > self.eps, norm,
-                                    torch.ones_like(norm))
-            unit = torch.where(norm > self.eps, z / safe_norm,
-                               torch.zeros_like(z))
-            pair_sum = (unit.sum(dim=1).square().sum(dim=-1) -
-                        unit.square().sum(dim=(1, 3)))  # (N, C_mu)
-            num_pairs = num_segments * (num_segments - 1)
-            return pair_sum.sum(dim=1).mean() / num_pairs
+            return self._pair_cosine_sum(z) / (num_segments *
+                                               (num_segments - 1))
+
+    def _pair_cosine_sum(self, z: torch.Tensor) -> torch.Tensor:
+        """``mean_n sum_c sum_{i != j} cos(z_i^c, z_j^c)`` of ``z``,
+        ``(N, T, C_mu, P)``, as ``||sum_i u_i||^2 - sum_i ||u_i||^2``.
+
+        Only the ``(N, T, C_mu)`` inverse norms are kept: ``sum_i u_i`` is
+        one weighted sum over ``T`` and ``||u_i||^2 = (|z_i| / |z_i|)^2``
+        (1, or 0 for a vanishing ``z_i``), so the unit vectors ``u_i`` are
+        never stored and the full-size features are read twice (norms,
+        weighted sum) in the forward pass.
+        """
+        norm = torch.linalg.vector_norm(z, dim=-1)  # (N, T, C_mu)
+        valid = norm > self.eps
+        # Where the norm vanishes, use 1 / 1 inside and 0 outside the
+        # ``where``: u = 0 there, and no 0/0 reaches the value or gradient.
+        inv_norm = torch.where(
+            valid, 1 / torch.where(valid, norm, torch.ones_like(norm)),
+            torch.zeros_like(norm))
+        unit_sum = (z * inv_norm[..., None]).sum(dim=1)  # (N, C_mu, P)
+        unit_sq_norms = (norm * inv_norm).square().sum(dim=1)  # (N, C_mu)
+        pair_sum = unit_sum.square().sum(dim=-1) - unit_sq_norms
+        return pair_sum.sum(dim=1).mean()

@@ -25,6 +25,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from mmaction_tdx.compat.torch_load import (
+    is_weights_only_refusal,
+    refusal_details,
+)
+
 from .tdn_class_orders import LABEL_ORDERS, check_permutation
 
 _RESNET_CONV = re.compile(
@@ -143,14 +148,19 @@ def load_release_checkpoint(path: str) -> dict:
         with torch.serialization.safe_globals(RELEASE_CHECKPOINT_GLOBALS):
             return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        if 'Unsupported global' not in str(err):
+        # Torch words its refusals in several ways ("Unsupported global:
+        # ...", "unsupported GLOBAL posix.system whose module posix is
+        # blocked", our getattr guard): all start alike.
+        if not is_weights_only_refusal(err):
             raise ValueError(f'{path} is not a PyTorch checkpoint: {err}') \
                 from None
         raise ValueError(
             f'{path} holds objects that a TDN release checkpoint does not '
             'hold (allowed: tensors, plain containers and '
             f'{[g.__name__ for g in RELEASE_CHECKPOINT_GLOBALS]}); it is '
-            f'not a checkpoint of MCG-NJU/TDN. Details: {err}') from None
+            'not a checkpoint of MCG-NJU/TDN and was refused as unsafe '
+            '(unpickling other objects can run arbitrary code; it was not '
+            f'created). Details: {refusal_details(err)}') from None
     except RuntimeError as err:
         raise ValueError(f'{path} is not a PyTorch checkpoint: {err}') \
             from None

@@ -90,29 +90,36 @@ def _capture(block, module_name):
     return captured, handle
 
 
-@pytest.mark.parametrize('enhancement_position,td_position,source', [
-    ('before_tm', 'after_tm', ('temporal', 'output')),
-    ('before_tm', 'before_tm', ('enhancement', 'output')),
-    ('after_tm', 'after_tm', ('temporal', 'output')),
-    ('after_tm', 'before_tm', ('temporal', 'input')),
+@pytest.mark.parametrize('enhancement_position,td_position,expected', [
+    ('before_tm', 'after_tm', lambda b, x: b.temporal(b.enhancement(x))),
+    ('before_tm', 'before_tm', lambda b, x: b.enhancement(x)),
+    ('after_tm', 'after_tm', lambda b, x: b.temporal(x)),
+    ('after_tm', 'before_tm', lambda b, x: x),
 ])
-def test_positions(enhancement_position, td_position, source):
+def test_positions(enhancement_position, td_position, expected):
+    """TD features are taken where asked, whether or not the block fuses
+    PEM into the TM (it does for PEM before TM with TD after TM)."""
     model = _backbone(
         enhancement_position=enhancement_position, td_position=td_position)
     block = model.layer2[-1]
-    enh, h1 = _capture(block, 'enhancement')
-    tm, h2 = _capture(block, 'temporal')
+    captured = {}
+    handle = block.register_forward_pre_hook(
+        lambda m, args: captured.update(input=args[0]))
     model.request_aux_outputs(('td_features', ))
     model.train()
     _, aux = model(_frames())
-    h1.remove()
-    h2.remove()
-    if enhancement_position == 'before_tm':
-        assert enh['output'] is tm['input']
-    else:
+    handle.remove()
+    with torch.no_grad():
+        want = expected(block, captured['input'])
+    assert torch.allclose(aux['td_features'][0], want, atol=1e-6)
+    if enhancement_position == 'after_tm':
+        # Unfused order: the TM's output is the enhancement's input.
+        enh, h1 = _capture(block, 'enhancement')
+        tm, h2 = _capture(block, 'temporal')
+        model(_frames())
+        h1.remove()
+        h2.remove()
         assert tm['output'] is enh['input']
-    captured = enh if source[0] == 'enhancement' else tm
-    assert aux['td_features'][0] is captured[source[1]]
 
 
 @pytest.mark.parametrize('kwargs,enhancement,temporal', [
