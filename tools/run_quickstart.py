@@ -51,6 +51,16 @@ def parse_args():
     parser.add_argument('--work-dir', default='work_dirs/quickstart')
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--train-per-class',
+        type=int,
+        default=DEMO_SPEC['num_train_per_class'],
+        help='training clips per class of the generated dataset')
+    parser.add_argument(
+        '--val-per-class',
+        type=int,
+        default=DEMO_SPEC['num_val_per_class'],
+        help='validation clips per class of the generated dataset')
     return parser.parse_args()
 
 
@@ -114,8 +124,12 @@ def summarise(dump_path: str) -> dict:
 def main():
     args = parse_args()
     start = time.time()
+    spec_options = dict(
+        DEMO_SPEC,
+        num_train_per_class=args.train_per_class,
+        num_val_per_class=args.val_per_class)
     spec = SyntheticMotionSpec(
-        root=osp.join(ROOT, args.data_root), seed=args.seed, **DEMO_SPEC)
+        root=osp.join(ROOT, args.data_root), seed=args.seed, **spec_options)
     print(f'[1/3] synthetic motion data in {args.data_root}')
     generate(spec)
     configs = quickstart_configs(args.models)

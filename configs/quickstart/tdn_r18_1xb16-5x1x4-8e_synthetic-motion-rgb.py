@@ -8,7 +8,7 @@ _base_ = [
 
 num_segments = 4
 clip_len = 5  # TDN's input contract: 5 consecutive frames per segment
-input_size = 32
+input_size = 48
 
 model = dict(
     backbone=dict(

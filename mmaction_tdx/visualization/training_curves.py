@@ -109,6 +109,9 @@ def plot_curves(logs: Sequence[TrainingLog],
         raise ValueError(f'--legend needs one name per log ({len(logs)}), '
                          f'got {len(legend)}.')
     names = list(legend) if legend is not None else [log.path for log in logs]
+    for log in logs:  # every key of every log, before anything is drawn
+        for key in keys:
+            log.curve(key)
     with plt.style.context(style or 'default'):
         fig, axes = plt.subplots(
             len(keys), 1, figsize=(7, 2.4 * len(keys)), squeeze=False)

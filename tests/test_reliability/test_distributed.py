@@ -47,7 +47,7 @@ def test_every_trainable_parameter_gets_a_gradient(variant):
     init_default_scope('mmaction')
     model = MODELS.build(VARIANTS[variant])
     frames = 4 * getattr(model.backbone, 'frames_per_segment', 1)
-    losses = loss_forward(model, samples=2, frames=frames)
+    losses = loss_forward(model, samples=1, frames=frames)
     sum(value for key, value in losses.items()
         if key.startswith('loss')).backward()
     unused = [
@@ -84,6 +84,7 @@ def test_sync_bn_config_builds_and_converts(make):
     assert sum(isinstance(m, torch.nn.SyncBatchNorm)
                for m in converted.modules()) == len(norms)
     reverted.load_state_dict(converted.state_dict())
+    reverted.eval(), converted.eval()
     frames = 4 * getattr(plain.backbone, 'frames_per_segment', 1)
     inputs = torch.randn(frames, 3, SIZE, SIZE)
     with torch.no_grad():
@@ -265,7 +266,6 @@ def attempt(step, call):
         return False
 
 
-attempt('nccl', lambda: init_dist('pytorch', backend='nccl'))
 if not attempt('init', lambda: init_dist('pytorch', backend='gloo')):
     torch.distributed.init_process_group('gloo')
 attempt('wrap', lambda: MMDistributedDataParallel(
@@ -273,7 +273,9 @@ attempt('wrap', lambda: MMDistributedDataParallel(
 '''
 
 
-def test_cpu_distributed_defects_real_and_fixed():
+def test_cpu_distributed_defects_real_without_the_fix():
+    """Without ``mmaction_tdx.compat.mmengine_cpu_dist`` MMEngine cannot
+    set up DDP on a CPU machine; with it, the 2-rank runs above work."""
     code = CPU_DIST.format(port=free_port())
     broken = run_tool([PYTHON, '-c', code],
                       env=dict(MMACTION_TDX_SKIP_COMPAT=(
@@ -283,11 +285,10 @@ def test_cpu_distributed_defects_real_and_fixed():
     assert "has no attribute '_cuda_setDevice'" in lines['init']
     assert 'device_ids' in lines['wrap'] and 'ValueError' in lines['wrap']
 
-    code = CPU_DIST.format(port=free_port())
-    fixed = run_tool([PYTHON, '-c', code])
-    lines = {line.split()[0]: line for line in fixed.stdout.splitlines()}
-    assert fixed.returncode == 0, fixed.stderr[-3000:]
-    assert lines['init'] == 'init ok' and lines['wrap'] == 'wrap ok'
-    # NCCL is GPU-only: the error names the config setting to change.
-    assert 'RuntimeError' in lines['nccl']
-    assert 'env_cfg.dist_cfg.backend=gloo' in lines['nccl']
+
+def test_nccl_on_cpu_is_explained():
+    from mmengine.dist import utils as dist_utils
+    with pytest.raises(RuntimeError) as info:
+        dist_utils._init_dist_pytorch('nccl')
+    assert "needs the 'gloo' backend" in str(info.value)
+    assert 'env_cfg.dist_cfg.backend=gloo' in str(info.value)

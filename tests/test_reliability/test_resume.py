@@ -85,7 +85,7 @@ param_scheduler = [
 default_hooks = dict(
     logger=dict(interval=1),
     checkpoint=dict(interval={CHECKPOINT_INTERVAL}, by_epoch=False,
-                    max_keep_ckpts=-1, save_best=None))
+                    max_keep_ckpts=-1, save_last=False, save_best=None))
 log_processor = dict(by_epoch=False, window_size=1)
 randomness = dict(seed=0, deterministic=True)
 train_dataloader = dict(
@@ -168,7 +168,8 @@ def test_killed_run_resumes_with_identical_losses(tmp_path):
     output = resumed.stdout + resumed.stderr
     assert f'iter_{CHECKPOINT_INTERVAL}.pth' in output
     assert f'resumed epoch: 0, iter: {CHECKPOINT_INTERVAL}' in output
-    assert osp.isfile(osp.join(killed_dir, f'iter_{MAX_ITERS - 1}.pth'))
+    next_checkpoint = f'iter_{2 * CHECKPOINT_INTERVAL}.pth'
+    assert osp.isfile(osp.join(killed_dir, next_checkpoint))
 
     expected = logged_iterations(straight_dir)
     assert sorted(expected) == list(range(1, MAX_ITERS + 1))

@@ -9,7 +9,7 @@ ann_file_val = f'{data_root}/val_list.txt'
 num_classes = 10
 num_segments = 4
 clip_len = 1
-input_size = 32
+input_size = 48
 
 train_pipeline = [
     dict(type='DecordInit'),

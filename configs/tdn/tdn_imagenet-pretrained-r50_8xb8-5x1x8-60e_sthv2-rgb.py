@@ -1,0 +1,59 @@
+# TDN-ResNet50, 8 segments x 5 frames, Something-Something V2 (TDN Table 2).
+_base_ = [
+    '../_base_/models/tdn_r50.py', '../_base_/datasets/sthv2_videos.py',
+    '../_base_/schedules/tdn_sgd-60e_sth.py', '../_base_/default_runtime.py'
+]
+
+num_segments = 8
+clip_len = 5  # S-TDM: the centre frame and its 4 neighbours per segment
+model = dict(
+    backbone=dict(num_segments=num_segments),
+    cls_head=dict(num_classes=174))
+
+# MMAction2's label order; the same pairs as
+# mmaction_tdx.datasets.STHV2_FLIP_LABEL_MAP.
+sthv2_flip_label_map = {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}
+train_pipeline = [
+    dict(type='DecordInit'),
+    # Release sampling: a random 5-frame snippet in each of 8 segments.
+    dict(
+        type='SampleFrames',
+        clip_len=clip_len,
+        frame_interval=1,
+        num_clips=num_segments,
+        out_of_bound_opt='repeat_last'),
+    dict(type='DecordDecode'),
+    # Sec. 4.1: shorter side in [256, 320]; the release's multi-scale crop.
+    dict(type='RandomRescale', scale_range=(256, 320)),
+    dict(
+        type='MultiScaleCrop',
+        input_size=224,
+        scales=(1, 0.875, 0.75, 0.66),
+        random_crop=False,
+        max_wh_scale_gap=1,
+        num_fixed_crops=13),
+    dict(type='Resize', scale=(224, 224), keep_ratio=False),
+    # The release flips Something-Something with left/right label swap.
+    dict(type='Flip', flip_ratio=0.5, flip_label_map=sthv2_flip_label_map),
+    dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs')
+]
+# 1 clip x centre crop (Sec. 4.3, Table 2).
+val_pipeline = [
+    dict(type='DecordInit'),
+    dict(
+        type='SegmentSampleFrames',
+        clip_len=clip_len,
+        num_clips=num_segments,
+        test_mode=True),
+    dict(type='DecordDecode'),
+    dict(type='Resize', scale=(-1, 256)),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs')
+]
+test_pipeline = val_pipeline
+
+train_dataloader = dict(batch_size=8, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=8, dataset=dict(pipeline=val_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
