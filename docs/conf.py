@@ -7,8 +7,10 @@ import sys
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, ROOT)
+# Our directives (docs/_ext): compat-fixes, for the FAQ.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '_ext'))
 
-from mmaction_tdx import __version__  # noqa: E402
+from mmaction_tdx.version import __version__  # noqa: E402
 
 project = 'mmaction_tdx'
 author = 'mmaction_tdx contributors'
@@ -20,10 +22,11 @@ extensions = [
     'sphinx.ext.autodoc',
     'sphinx.ext.napoleon',
     'sphinx.ext.viewcode',
+    'compat_fixes',
 ]
 source_suffix = {'.md': 'markdown', '.rst': 'restructuredtext'}
 root_doc = 'index'
-exclude_patterns = ['_build', 'Thumbs.db', '.DS_Store']
+exclude_patterns = ['_build', '_ext', 'Thumbs.db', '.DS_Store']
 
 # MyST: anchors for h1-h3 so that `[text](page.md#a-heading)` links
 # resolve; fenced ```{directive} blocks; ::: colon fences.
@@ -39,10 +42,10 @@ autodoc_default_options = {
     'show-inheritance': True,
 }
 autodoc_typehints = 'none'  # the docstrings say the types and shapes
-autodoc_class_signature = 'separated'
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
-napoleon_custom_sections = [('Shape', 'params_style')]
+# `Shape:` sections (tensor shapes) render as a plain titled block.
+napoleon_custom_sections = ['Shape']
 
 html_theme = 'furo'
 html_title = f'mmaction_tdx {version}'

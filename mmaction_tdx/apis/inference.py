@@ -39,18 +39,18 @@ def backbone_sampling(model_cfg: dict) -> Tuple[int, int]:
     """``(num_segments, frames_per_segment)`` the backbone of a model config
     reads, without building it.
 
-    TDN (``ResNetTDN``) reads 5 consecutive frames per segment unless it
-    is built without its short-term TDM and without ``frames_per_segment``;
-    every other backbone of ours reads 1.
+    TDN (``ResNetTDN``) reads its short-term TDM's frames per segment (5
+    unless set), or ``frames_per_segment``, or 1 without either; every
+    other backbone of ours reads 1.
     """
     backbone = model_cfg.get('backbone', {})
     num_segments = backbone.get('num_segments', 8)
     per_segment = backbone.get('frames_per_segment', None)
-    if per_segment is None:
-        tdn_with_stdm = (backbone.get('type') == 'ResNetTDN' and backbone.get(
-            'short_term_tdm', dict(type='ShortTermTDM')) is not None)
-        per_segment = 5 if tdn_with_stdm else 1
-    return num_segments, per_segment
+    if per_segment is None and backbone.get('type') == 'ResNetTDN':
+        stdm = backbone.get('short_term_tdm', dict(type='ShortTermTDM'))
+        if stdm is not None:
+            per_segment = stdm.get('frames_per_segment', 5)
+    return num_segments, per_segment or 1
 
 
 def default_video_pipeline(num_segments: int,

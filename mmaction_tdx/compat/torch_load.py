@@ -114,16 +114,30 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """
 
 
-# Start of torch's message when the weights-only unpickler refuses an
-# object (as opposed to a corrupt or truncated file).
-WEIGHTS_ONLY_REFUSAL = 'Weights only load failed'
+# Start of every error of torch's weights-only unpickler (refusals of
+# objects, but also files that are no pickle at all).
+WEIGHTS_ONLY_FAILURE = 'Weights only load failed'
+# Phrases of the errors that refuse an object (lower case): a global that
+# is not allowlisted (or from a blocked module such as ``posix``), a call,
+# object creation or state for a type that is not allowed, and our
+# ``getattr`` guard. Other failures (e.g. "Unsupported operand") mean a
+# malformed file.
+REFUSAL_PHRASES = (
+    'unsupported global',
+    'trying to call reduce for unrecognized function',
+    'can only create new object for',
+    'can only build tensor',
+    'refused getattr(',
+)
 
 
 def is_weights_only_refusal(err: BaseException) -> bool:
     """Whether ``err`` is torch's refusal of an object under
-    ``weights_only=True``."""
-    return isinstance(err, pickle.UnpicklingError) and str(err).startswith(
-        (WEIGHTS_ONLY_REFUSAL, 'Refused getattr('))
+    ``weights_only=True`` (rather than a malformed file)."""
+    message = str(err)
+    return (isinstance(err, pickle.UnpicklingError)
+            and message.startswith((WEIGHTS_ONLY_FAILURE, 'Refused getattr('))
+            and any(phrase in message.lower() for phrase in REFUSAL_PHRASES))
 
 
 def refusal_details(err: BaseException) -> str:
@@ -137,7 +151,7 @@ def refusal_details(err: BaseException) -> str:
     paragraphs = [p.strip() for p in str(err).split('\n\n') if p.strip()]
     specific = [
         p for p in paragraphs
-        if not p.startswith((WEIGHTS_ONLY_REFUSAL, 'Check the documentation'))
+        if not p.startswith((WEIGHTS_ONLY_FAILURE, 'Check the documentation'))
     ]
     return ' '.join(specific or paragraphs)
 

@@ -144,6 +144,17 @@ def test_model_only_config_gets_the_backbone_sampling(name, clip_len):
     assert sampler['test_mode'] is True
 
 
+def test_sampling_follows_the_short_term_tdm():
+    cfg = Config.fromfile(osp.join(MODELS, 'tdn_r50.py'))
+    cfg.model.backbone.short_term_tdm = dict(type='ShortTermTDM',
+                                             frames_per_segment=7)
+    assert _sampler(prepare_inference_config(cfg).test_pipeline)[
+        'clip_len'] == 7
+    cfg.model.backbone.short_term_tdm = None
+    assert _sampler(prepare_inference_config(cfg).test_pipeline)[
+        'clip_len'] == 1
+
+
 def test_wrong_sampling_is_refused():
     cfg = Config.fromfile(osp.join(MODELS, 'tdn_r50.py'))
     cfg.test_pipeline = default_video_pipeline(8, 1)
@@ -161,3 +172,15 @@ def test_top_k_and_label_map(tmp_path):
     path = tmp_path / 'labels.txt'
     path.write_text('x\ny\n\n')
     assert load_label_map(str(path)) == ['x', 'y']
+
+
+def test_stock_mmaction2_api_with_the_tdn_quickstart_config(shared_dir):
+    """MMAction2's own init_recognizer / inference_recognizer, no helper of
+    ours in between: the config's ``test_pipeline`` samples 5 frames per
+    segment, and the scores are a distribution over its 10 classes."""
+    from mmaction.apis import inference_recognizer, init_recognizer
+    model = init_recognizer(TDN_QUICKSTART, None, device='cpu')
+    video = osp.join(shared_dir, 'data', 'videos', 'test.mp4')
+    result = inference_recognizer(model, video)
+    assert result.pred_score.shape == (10, )
+    assert float(result.pred_score.sum()) == pytest.approx(1, abs=1e-4)

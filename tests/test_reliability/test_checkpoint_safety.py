@@ -182,3 +182,14 @@ def test_tdn_converter_refuses_payload(tmp_path, marker):
     message = str(info.value)
     assert message.startswith(path)
     assert 'refused as unsafe' in message and 'posix.system' in message
+
+
+def test_malformed_file_is_not_called_unsafe(tmp_path):
+    """Only refusals of objects are reported as unsafe; a file that is no
+    checkpoint at all keeps torch's own error."""
+    path = tmp_path / 'notes.pth'
+    path.write_text('not a checkpoint')
+    with pytest.raises(Exception) as info:
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert not isinstance(info.value, UnsafeCheckpointError)
+    assert 'as unsafe' not in str(info.value)

@@ -18,7 +18,9 @@ from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-SAMPLERS = ('SampleFrames', 'DenseSampleFrames')
+# Transforms whose ``clip_len`` is the frames per segment and ``num_clips``
+# the segments per view.
+SAMPLERS = ('SampleFrames', 'DenseSampleFrames', 'SegmentSampleFrames')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 

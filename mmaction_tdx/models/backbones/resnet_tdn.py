@@ -49,6 +49,10 @@ class LongTermUnitMixin:
 
     def long_term(self, out: torch.Tensor) -> torch.Tensor:
         """``(N*T, C, H, W) -> (N*T, C, H, W)``; identity if unattached."""
+        if hasattr(self.ltdm, 'forward_with_temporal'):
+            # Same as the two calls below; lets the L-TDM fuse the
+            # temporal conv into its excitation (less training memory).
+            return self.ltdm.forward_with_temporal(out, self.temporal)
         if self.ltdm is not None:
             out = self.ltdm(out)
         if self.temporal is not None:

@@ -15,6 +15,8 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmcv.cnn.bricks.wrappers import Conv2d as MMCVConv2d
 
+from .temporal_modules import depthwise_temporal_conv
+
 # Convolutions whose forward is exactly ``F.conv2d`` with their settings
 # (MMCV's wrapper only adds support for empty batches).
 PLAIN_CONV2D_TYPES = (nn.Conv2d, MMCVConv2d)
@@ -92,3 +94,189 @@ def conv2d_like(module: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor,
     """``module``'s convolution of ``x`` with other weights."""
     return F.conv2d(x, weight, bias, module.stride, module.padding,
                     module.dilation, module.groups)
+
+
+# --------------------------------------------------------------------------
+# L-TDM excitation (and the temporal conv after it) in training mode
+
+
+def excitation_supported(expand: nn.Module) -> bool:
+    """Whether :class:`ExcitationFunction` can stand in for ``expand``:
+    ``BN(Conv(x))`` with a plain ``BatchNorm2d`` (not e.g. SyncBN) with
+    affine parameters and a conv without bias."""
+    return (is_foldable_conv_bn(expand) and type(expand.norm) is nn.BatchNorm2d
+            and expand.norm.affine and expand.conv.bias is None)
+
+
+def _running_stat_args(norm: nn.BatchNorm2d):
+    """``nn.BatchNorm2d.forward``'s bookkeeping of one training call:
+    increments ``num_batches_tracked`` and returns the running buffers and
+    the momentum to update them with."""
+    if not norm.track_running_stats:
+        return None, None, 0.0
+    norm.num_batches_tracked.add_(1)
+    momentum = norm.momentum
+    if momentum is None:  # cumulative moving average
+        momentum = 1.0 / float(norm.num_batches_tracked)
+    return norm.running_mean, norm.running_var, momentum
+
+
+def depthwise_temporal_conv_weight_grad(grad: torch.Tensor,
+                                        source: torch.Tensor,
+                                        kernel_size: int) -> torch.Tensor:
+    """Gradient of :func:`~.temporal_modules.depthwise_temporal_conv`'s
+    ``(C, k)`` weight, for output gradient ``grad`` and input ``source``,
+    both ``(N, T, C, P)``."""
+    t, centre = grad.shape[1], kernel_size // 2
+    columns = []
+    for j in range(kernel_size):
+        offset = j - centre
+        if abs(offset) >= t:
+            columns.append(grad.new_zeros(grad.shape[2]))
+        elif offset >= 0:
+            columns.append((grad[:, :t - offset] *
+                            source[:, offset:]).sum(dim=(0, 1, 3)))
+        else:
+            columns.append((grad[:, -offset:] *
+                            source[:, :t + offset]).sum(dim=(0, 1, 3)))
+    return torch.stack(columns, dim=1)
+
+
+class ExcitationFunction(torch.autograd.Function):
+    """TDN's L-TDM excitation (Eq. (2), (6)) from the expand conv on,
+    optionally followed by the channel-wise temporal conv, with a
+    hand-written backward that stores only the inputs.
+
+    Computes ``z = Conv1x1(r)`` for the combined relation maps ``r`` of
+    ``D`` directions, ``s_d = sigmoid(BN_train(z_d))`` (each direction
+    normalised with its own batch statistics, the BN's running statistics
+    updated once per direction, forward first), the gain
+    ``e = 1/2 + (s_1 + s_2) / 2`` (``D = 2``) or ``e = 1/2 + s_1``
+    (``D = 1``), i.e. ``x * e = x + x * mean_d(s_d - 1/2)``, and returns
+    ``TM(x * e)`` (``TM`` the temporal conv, or the identity).
+
+    Autograd would keep ``z`` (two full-size maps), ``s_d``, the gain and
+    ``x * e`` for the backward pass; this keeps only ``x`` (kept anyway by
+    the layers before) and the small ``C/r``-channel ``r``, and recomputes
+    the rest, which costs one cheap 1x1 conv (``C/r -> C``) more.
+    Gradients are those of the plain expression (the BN part via
+    PyTorch's own ``native_batch_norm_backward``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, combined, conv_weight, weight, bias,
+                temporal_weight, expand, num_segments):
+        """
+        Args:
+            x (Tensor): ``(N*T, C, H, W)`` block features.
+            combined (Tensor): ``(D*N*T, C/r, H', W')`` relation maps,
+                direction-major; ``(H', W')`` is ``(H, W)`` or ``(1, 1)``
+                (channel attention).
+            conv_weight (Tensor): The expand conv's weight.
+            weight, bias (Tensor): The BN's affine parameters.
+            temporal_weight (Tensor, optional): ``(C, k)`` weight of the
+                temporal conv applied to the result.
+            expand (ConvModule): The expand conv + BN, whose conv settings
+                are used and whose BN's running statistics are updated.
+            num_segments (int): ``T``.
+        """
+        nt = x.shape[0]
+        directions = combined.shape[0] // nt
+        norm = expand.norm
+        z = conv2d_like(expand.conv, combined, conv_weight, None)
+        stats, gain = [], None
+        for part in z.split(nt):
+            running_mean, running_var, momentum = _running_stat_args(norm)
+            out, mean, invstd = torch.native_batch_norm(
+                part, weight, bias, running_mean, running_var, True,
+                momentum, norm.eps)
+            stats += [mean, invstd]
+            out = out.sigmoid_()
+            gain = out if gain is None else gain.add_(out)
+        del z
+        gain = _gain_from_sum(gain, directions)
+        # (Channel attention: gain is (N*T, C, 1, 1) and broadcasts.)
+        result = gain.mul_(x) if gain.shape == x.shape else x * gain
+        if temporal_weight is not None:
+            seq = result.view(nt // num_segments, num_segments,
+                              x.shape[1], -1)
+            result = depthwise_temporal_conv(seq, temporal_weight).view_as(x)
+        ctx.save_for_backward(x, combined, conv_weight, weight, bias,
+                              temporal_weight, *stats)
+        ctx.expand_conv = expand.conv
+        ctx.eps = norm.eps
+        ctx.num_segments = num_segments
+        return result
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x, combined, conv_weight, weight, bias, temporal_weight,
+         *stats) = ctx.saved_tensors
+        nt, t = x.shape[0], ctx.num_segments
+        # Recompute z with autograd, to differentiate the conv at the end.
+        with torch.enable_grad():
+            combined_ = combined.detach().requires_grad_(
+                ctx.needs_input_grad[1])
+            conv_weight_ = conv_weight.detach().requires_grad_(
+                ctx.needs_input_grad[2])
+            z = conv2d_like(ctx.expand_conv, combined_, conv_weight_, None)
+        parts = z.detach().split(nt)
+        directions = len(parts)
+        # Recompute the attentions s_d = sigmoid(BN(z_d)).
+        attention = []
+        for d, part in enumerate(parts):
+            mean, invstd = stats[2 * d], stats[2 * d + 1]
+            scale = weight * invstd
+            shift = bias - mean * scale
+            attention.append(
+                torch.addcmul(shift[:, None, None], part,
+                              scale[:, None, None]).sigmoid_())
+        gain = _gain_from_sum(sum(attention), directions)
+        grad_temporal = None
+        if temporal_weight is not None:
+            shape = (-1, t, x.shape[1], x.shape[2] * x.shape[3])
+            grad_seq = grad.reshape(shape)
+            if ctx.needs_input_grad[5]:
+                grad_temporal = depthwise_temporal_conv_weight_grad(
+                    grad_seq, (x * gain).view(shape),
+                    temporal_weight.shape[1])
+            # The transposed depth-wise conv is the conv with the kernel
+            # flipped in time.
+            grad = depthwise_temporal_conv(
+                grad_seq, temporal_weight.flip(1)).view_as(x)
+        grad_x = grad * gain
+        # d gain / d s_d: 1/2 for two directions, 1 for one.
+        grad_gain = (grad * x).mul_(0.5 if directions == 2 else 1.0)
+        grad_z, grad_weight, grad_bias = [], 0, 0
+        for d, part in enumerate(parts):
+            s = attention[d]
+            grad_logit = grad_gain * s * (1 - s)
+            if grad_logit.shape != part.shape:  # channel attention: (1, 1)
+                grad_logit = grad_logit.sum(dim=(2, 3), keepdim=True)
+            g_z, g_w, g_b = torch.ops.aten.native_batch_norm_backward(
+                grad_logit, part, weight, None, None, stats[2 * d],
+                stats[2 * d + 1], True, ctx.eps, [True, True, True])
+            grad_z.append(g_z)
+            grad_weight = grad_weight + g_w
+            grad_bias = grad_bias + g_b
+        grad_combined = grad_conv_weight = None
+        inputs = [i for i, needed in ((combined_, ctx.needs_input_grad[1]),
+                                      (conv_weight_,
+                                       ctx.needs_input_grad[2])) if needed]
+        if inputs:
+            grads = iter(torch.autograd.grad(z, inputs, torch.cat(grad_z)))
+            if ctx.needs_input_grad[1]:
+                grad_combined = next(grads)
+            if ctx.needs_input_grad[2]:
+                grad_conv_weight = next(grads)
+        return (grad_x, grad_combined, grad_conv_weight, grad_weight,
+                grad_bias, grad_temporal, None, None)
+
+
+def _gain_from_sum(attention_sum: torch.Tensor,
+                   directions: int) -> torch.Tensor:
+    """``e`` from ``sum_d s_d`` (see :class:`ExcitationFunction`); in
+    place where possible."""
+    if directions == 2:
+        return attention_sum.mul_(0.5).add_(0.5)
+    return attention_sum.add_(0.5)

@@ -18,12 +18,18 @@ from mmcv.cnn import ConvModule, build_conv_layer
 from mmengine.model import BaseModule
 
 from .fast_ops import (
+    ExcitationFunction,
     add_upsampled_,
     conv2d_like,
+    excitation_supported,
     folded_conv_bn,
     is_foldable_conv_bn,
 )
-from .temporal_modules import check_positive_int, check_segment_batch
+from .temporal_modules import (
+    ChannelwiseTemporalConv,
+    check_positive_int,
+    check_segment_batch,
+)
 
 
 @MODELS.register_module()
@@ -437,7 +443,27 @@ class LongTermTDM(BaseModule):
             return attention[0] - 0.5
         return torch.add(attention[0], attention[1]).sub_(1.0)
 
-    def fast_forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_with_temporal(self, x: torch.Tensor,
+                              temporal: Optional[nn.Module]) -> torch.Tensor:
+        """``temporal(self(x))`` (``self(x)`` if ``temporal`` is None).
+
+        In training, a following :class:`ChannelwiseTemporalConv` (TDN's
+        temporal conv) is computed inside :class:`ExcitationFunction`,
+        which then keeps no intermediate full-size tensor for the
+        backward pass but its inputs.
+        """
+        if self.uses_fast_path():
+            return self.fast_forward(x, temporal)
+        out = self.reference_forward(x)
+        return out if temporal is None else temporal(out)
+
+    def _fusable_temporal(self, temporal: Optional[nn.Module]) -> bool:
+        return (isinstance(temporal, ChannelwiseTemporalConv)
+                and temporal.num_segments == self.num_segments)
+
+    def fast_forward(self,
+                     x: torch.Tensor,
+                     temporal: Optional[nn.Module] = None) -> torch.Tensor:
         """:meth:`reference_forward` with both directions as one batch.
 
         The directions' relations form one ``(2*N*T, C/r, H, W)`` batch,
@@ -449,8 +475,13 @@ class LongTermTDM(BaseModule):
         ``sigmoid(Z_fwd) + sigmoid(Z_bwd) - 1``, so the only full-size
         (``C``-channel) tensors are the two ``Z`` and their difference.
 
+        In training (BN in training mode) the excitation runs in
+        :class:`ExcitationFunction`, which also applies ``temporal`` when
+        it is a channel-wise temporal conv.
+
         Args:
             x (Tensor): ``(N*T, C, H, W)``.
+            temporal (nn.Module, optional): Applied to the result.
 
         Returns:
             Tensor: ``(N*T, C, H, W)``.
@@ -470,9 +501,20 @@ class LongTermTDM(BaseModule):
             combined = self._combined_eval(relations)
         if self.fusion == 'channel_attention':
             combined = F.adaptive_avg_pool2d(combined, 1)
+        norm = self.expand.norm
+        if norm.training and excitation_supported(self.expand):
+            fuse = self._fusable_temporal(temporal)
+            out = ExcitationFunction.apply(
+                x, combined, self.expand.conv.weight, norm.weight,
+                norm.bias, temporal.conv.weight[:, 0] if fuse else None,
+                self.expand, self.num_segments)
+            if temporal is not None and not fuse:
+                out = temporal(out)
+            return out
         difference = self._attention_difference(combined, x.shape[0])
-        return torch.addcmul(
+        out = torch.addcmul(
             x, x, difference, value=0.5 if self.bidirectional else 1.0)
+        return out if temporal is None else temporal(out)
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, '

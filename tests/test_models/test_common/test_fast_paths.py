@@ -173,6 +173,27 @@ def test_ltdm_fast_equals_reference_in_float32(train):
         torch.testing.assert_close(b_ours, b_ref, **TOL)
 
 
+@pytest.mark.parametrize('options', [dict(), dict(bidirectional=False),
+                                     dict(fusion='channel_attention')])
+@pytest.mark.parametrize('train', [False, True])
+def test_ltdm_then_temporal_conv_fused_equals_sequential(options, train):
+    """TDN's long-term unit: L-TDM then the channel-wise temporal conv,
+    fused into ``ExcitationFunction`` in training."""
+    torch.manual_seed(0)
+    container = nn.ModuleDict(
+        dict(
+            ltdm=LongTermTDM(32, 4, reduction=4, **options),
+            tim=ChannelwiseTemporalConv(32, 4, init='random')))
+    _randomise_bn(container)
+    x = torch.randn(8, 32, 6, 5)
+    _compare(
+        container,
+        lambda m, x: m['ltdm'].forward_with_temporal(x, m['tim']),
+        lambda m, x: _conv1d_reference(m['tim'],
+                                       m['ltdm'].reference_forward(x)),
+        x, train)
+
+
 def test_ltdm_frozen_bn_in_training_equals_reference():
     """``norm_eval``: BNs in eval mode while gradients flow."""
     module = LongTermTDM(32, 4, reduction=4)

@@ -1,0 +1,7 @@
+# TDN Table 1(a), row "diff / avg": the L-TDM averages a segment with its
+# aligned neighbour instead of subtracting it.
+_base_ = ['../tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv1-rgb.py']
+
+model = dict(
+    backbone=dict(
+        long_term_tdm=dict(type='LongTermTDM', temporal_operator='average')))

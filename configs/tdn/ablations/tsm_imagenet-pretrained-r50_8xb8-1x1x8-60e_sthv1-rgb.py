@@ -1,0 +1,48 @@
+# TDN Table 1(f), "TSM": MMAction2's TSM-ResNet50 (residual temporal shift
+# of 1/8 of the channels each way in every block, as in the TSM code base
+# the TDN release builds on), 8 frames, trained with TDN's schedule.
+_base_ = [
+    'mmaction::_base_/models/tsm_r50.py', '../../_base_/datasets/sthv1_rawframes.py',
+    '../../_base_/schedules/tdn_sgd-60e_sth.py',
+    '../../_base_/default_runtime.py'
+]
+
+model = dict(
+    backbone=dict(num_segments=8, norm_eval=False),
+    cls_head=dict(num_classes=174, num_segments=8))
+
+sthv1_flip_label_map = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}
+train_pipeline = [
+    dict(type='SampleFrames', clip_len=1, frame_interval=1, num_clips=8),
+    dict(type='RawFrameDecode'),
+    dict(type='RandomRescale', scale_range=(256, 320)),
+    dict(
+        type='MultiScaleCrop',
+        input_size=224,
+        scales=(1, 0.875, 0.75, 0.66),
+        random_crop=False,
+        max_wh_scale_gap=1,
+        num_fixed_crops=13),
+    dict(type='Resize', scale=(224, 224), keep_ratio=False),
+    dict(type='Flip', flip_ratio=0.5, flip_label_map=sthv1_flip_label_map),
+    dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs')
+]
+val_pipeline = [
+    dict(
+        type='SampleFrames',
+        clip_len=1,
+        frame_interval=1,
+        num_clips=8,
+        test_mode=True),
+    dict(type='RawFrameDecode'),
+    dict(type='Resize', scale=(-1, 256)),
+    dict(type='CenterCrop', crop_size=224),
+    dict(type='FormatShape', input_format='NCHW'),
+    dict(type='PackActionInputs')
+]
+test_pipeline = val_pipeline
+
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
