@@ -96,7 +96,9 @@ def merge_args(cfg: Config, args) -> Config:
     if args.auto_scale_lr:
         cfg.setdefault('auto_scale_lr', {})
         cfg.auto_scale_lr.enable = True
-    randomness = cfg.get('randomness', {}) or {}
+    randomness = dict(cfg.get('randomness', {}) or {})
+    # Runner.set_randomness needs a seed (None: a random one).
+    randomness.setdefault('seed', None)
     if args.seed is not None:
         randomness['seed'] = args.seed
     if args.deterministic:

@@ -208,7 +208,8 @@ _APPLIED = False
 
 
 def apply() -> bool:
-    """Register :func:`safe_types` with torch (idempotent).
+    """Register :func:`safe_types` with torch and :func:`load_from_local`
+    as MMEngine's loader of local files (idempotent).
 
     Returns:
         bool: True if the allowlist is active after the call.

@@ -391,8 +391,10 @@ def _flops_cell(per_view: Optional[float], views: int, spec: str) -> str:
 
 
 def _config_cell(row: PaperRow) -> str:
-    return ' + '.join(f'[{osp.basename(c)[:-3]}](../{c})'
-                      for c in row.configs)
+    """The configs as code, relative to ``configs/`` and without ``.py``."""
+    return ' + '.join(
+        f'`{osp.splitext(osp.relpath(config, "configs"))[0]}`'
+        for config in row.configs)
 
 
 def render_markdown(results: Sequence[RowResult],
@@ -434,18 +436,19 @@ def render_markdown(results: Sequence[RowResult],
 def summary_line(results: Sequence[RowResult],
                  tolerance: float = TOLERANCE) -> str:
     """One line: rows, tables, how many checked and within tolerance."""
-    checked = [r for r in results if r.checked]
+    with_paper = [r for r in results if r.row.paper_flops is not None]
+    checked = [r for r in with_paper if r.checked]
     within = [r for r in checked if abs(r.deviation) <= tolerance]
     failed = [r for r in results if not r.ok]
     tables = {r.row.table for r in results}
     text = (f'{len(results)} rows in {len(tables)} tables: '
-            f'{len(within)}/{len(checked)} with paper FLOPs within '
+            f'{len(within)}/{len(with_paper)} with paper FLOPs within '
             f'{tolerance:.0%}')
     if checked:
         worst = max(checked, key=lambda r: abs(r.deviation))
         text += (f' (largest difference {worst.deviation:+.1%}: '
                  f'{worst.row.table}, "{worst.row.row}")')
-    text += (f', {len(results) - len(checked)} without paper FLOPs; '
+    text += (f', {len(results) - len(with_paper)} without paper FLOPs; '
              f'{len(failed)} failed.')
     return text
 

@@ -177,6 +177,8 @@ STAGE_CASES = {
     'tdrl_td_blocks_index':
     (tdrl_recognizer(dict(td_blocks=((), (5, ), (-1, ), (-1, )))),
      ['`td_blocks[1]`', 'layer2 of ResNet-18 has 2 blocks', '[-2, 1]']),
+    'tdn_out_indices': (tdn_recognizer(dict(out_indices=(0, 4))),
+                        ['`out_indices` (0, 4)', '[0, 3]', '0 = layer1']),
     'tdn_long_term_stages': (tdn_recognizer(dict(long_term_stages=(2, 6))),
                              ['long_term_stages', 'stages 2-5',
                               '1 = stem']),

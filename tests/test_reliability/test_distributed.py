@@ -208,7 +208,7 @@ def test_dist_train_two_cpu_ranks(synthetic_data, tmp_path, model,
     result = run_tool(
         ['bash',
          osp.join(REPO_ROOT, 'tools', 'dist_train.sh'), config, '2',
-         '--work-dir', work_dir],
+         '--work-dir', work_dir, '--auto-scale-lr'],
         env=dict(PYTHON=PYTHON, PORT=str(free_port()),
                  PYTHONPATH=str(tmp_path)),
         timeout=240)
@@ -240,8 +240,12 @@ def test_dist_train_two_cpu_ranks(synthetic_data, tmp_path, model,
     ]
     state = torch.load(osp.join(work_dir, 'epoch_1.pth'))['state_dict']
     assert not any(key.startswith('module.') for key in state)
+    output = result.stdout + result.stderr
+    # --auto-scale-lr: 2 processes x 1 clip against the config's 16.
+    assert 'the current batch size is 2. Scaling the original LR by 0.125' \
+        in output
     if norm == 'SyncBN':
-        assert 'reverted to BatchNorm' in result.stdout + result.stderr
+        assert 'reverted to BatchNorm' in output
 
 
 # --- the MMEngine defects behind CPU-only distributed training --------------
@@ -292,3 +296,31 @@ def test_nccl_on_cpu_is_explained():
         dist_utils._init_dist_pytorch('nccl')
     assert "needs the 'gloo' backend" in str(info.value)
     assert 'env_cfg.dist_cfg.backend=gloo' in str(info.value)
+
+
+def test_multi_gpu_guide_matches_the_tools(monkeypatch):
+    """docs/multi_gpu.md covers torchrun, several machines, Slurm and the
+    learning-rate rule, and the commands it shows exist as written."""
+    import importlib.util
+    with open(osp.join(REPO_ROOT, 'docs', 'multi_gpu.md')) as f:
+        guide = f.read()
+    for text in ('bash tools/dist_train.sh CONFIG 8', 'NNODES=2 NODE_RANK=1',
+                 'MASTER_ADDR', '--launcher slurm', 'srun', '--auto-scale-lr',
+                 'base_batch_size', 'SyncBN', '--resume'):
+        assert text in guide, text
+    for script in ('dist_train.sh', 'dist_test.sh'):
+        with open(osp.join(REPO_ROOT, 'tools', script)) as f:
+            assert 'torch.distributed.run' in f.read()
+    spec = importlib.util.spec_from_file_location(
+        'tdx_train_tool', osp.join(REPO_ROOT, 'tools', 'train.py'))
+    train_tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_tool)
+    # parse_args() sets LOCAL_RANK when absent; keep it out of later tests.
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.setattr('sys.argv', [
+        'train.py', 'CONFIG', '--launcher', 'slurm', '--auto-scale-lr',
+        '--resume'
+    ])
+    args = train_tool.parse_args()
+    assert (args.launcher, args.auto_scale_lr, args.resume) == ('slurm', True,
+                                                               'auto')

@@ -153,8 +153,12 @@ def test_killed_run_resumes_with_identical_losses(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    killed = run_tool(train_command(killed_cfg, killed_dir), env=env)
-    _, reference_err = reference.communicate(timeout=300)
+    try:
+        killed = run_tool(train_command(killed_cfg, killed_dir), env=env)
+        _, reference_err = reference.communicate(timeout=300)
+    finally:
+        if reference.poll() is None:
+            reference.kill()
     assert reference.returncode == 0, reference_err[-3000:]
     assert killed.returncode == -9, killed.stderr[-3000:]  # SIGKILL
 

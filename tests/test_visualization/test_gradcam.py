@@ -66,6 +66,34 @@ def test_maps_follow_the_explained_class(tdn):
     assert torch.allclose(by_label, label_3)
 
 
+def test_each_map_follows_its_segment():
+    """Without temporal modules the segments are processed independently:
+    swapping the segments' frames swaps their maps (and nothing else)."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(osp.join(MODELS, 'tdn_r50.py'))
+    model = init_video_recognizer(cfg, None, 'cpu', {
+        'model.backbone.depth': 18,
+        'model.backbone.num_segments': SEGMENTS,
+        'model.backbone.short_term_tdm': None,
+        'model.backbone.long_term_tdm': None,
+        'model.backbone.temporal_module': None,
+        'model.backbone.frames_per_segment': 5,
+        'model.cls_head.in_channels': 512,
+        'model.cls_head.num_classes': CLASSES,
+    })
+    data = _data()
+    frames = data['inputs'][0]
+    swapped = dict(data, inputs=[torch.cat([frames[5:], frames[:5]])])
+    cam = SegmentGradCAM(model, 'backbone.layer3')
+    try:
+        maps, _ = cam.maps(data, target_class=1)
+        maps_swapped, _ = cam.maps(swapped, target_class=1)
+    finally:
+        cam.remove()
+    assert not torch.allclose(maps[0, 0], maps[0, 1], atol=1e-3)
+    assert torch.allclose(maps_swapped[0], maps[0].flip(0), atol=1e-5)
+
+
 def test_baseline_with_one_frame_per_segment():
     """TDN without TDMs (the paper's temporal-conv baseline): 1 frame per
     segment; every frame gets its map."""

@@ -23,7 +23,9 @@ from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch.utils import checkpoint as cp
 
+from ..common.long_term_tdm import LongTermTDM
 from ..utils.tdn_checkpoint import torchvision_resnet_key
+from .resnet_args import check_resnet_stage_args
 
 # Paper numbering (Sec. 3.4, Table 1(d)): stage 1 is the stem (conv1 and
 # max-pool), stages 2-5 are ``layer1``-``layer4``.
@@ -49,10 +51,10 @@ class LongTermUnitMixin:
 
     def long_term(self, out: torch.Tensor) -> torch.Tensor:
         """``(N*T, C, H, W) -> (N*T, C, H, W)``; identity if unattached."""
-        if hasattr(self.ltdm, 'forward_with_temporal'):
+        if isinstance(self.ltdm, LongTermTDM):
             # Same as the two calls below; lets the L-TDM fuse the
             # temporal conv into its excitation (less training memory).
-            return self.ltdm.forward_with_temporal(out, self.temporal)
+            return self.ltdm(out, self.temporal)
         if self.ltdm is not None:
             out = self.ltdm(out)
         if self.temporal is not None:
@@ -203,6 +205,10 @@ class ResNetTDN(ResNet):
         if not isinstance(num_segments, int) or num_segments < 1:
             raise ValueError(f'{name}: num_segments must be a positive '
                              f'integer, got {num_segments!r}.')
+        check_resnet_stage_args(
+            name,
+            out_indices=kwargs.get('out_indices', (3, )),
+            frozen_stages=kwargs.get('frozen_stages', -1))
         super().__init__(depth, pretrained=pretrained, **kwargs)
         self.num_segments = num_segments
         self.short_term_stages = self._check_short_term_stages(

@@ -52,6 +52,29 @@ def add_upsampled_(target: torch.Tensor,
     return target.add_(upsampled, alpha=alpha)
 
 
+def avg_pool2x2(x: torch.Tensor) -> torch.Tensor:
+    """``F.avg_pool2d(x, kernel_size=2, stride=2)``, faster on CPU.
+
+    For an even-sized contiguous map the pool is two additions of
+    strided halves (rows, then columns), which PyTorch vectorises well;
+    its generic pooling kernel is about 3x slower for few channels (e.g.
+    the 3 of an RGB frame). Other inputs use ``F.avg_pool2d``.
+
+    Args:
+        x (Tensor): ``(B, C, H, W)``.
+
+    Returns:
+        Tensor: ``(B, C, H // 2, W // 2)``.
+    """
+    b, c, h, w = x.shape
+    if h % 2 or w % 2 or not x.is_contiguous():
+        return F.avg_pool2d(x, kernel_size=2, stride=2)
+    rows = x.view(b * c * h // 2, 2, w // 2, 2)
+    pairs = torch.add(rows[:, 0], rows[:, 1])  # (B*C*H/2, W/2, 2)
+    return torch.add(pairs[..., 0], pairs[..., 1]).mul_(0.25).view(
+        b, c, h // 2, w // 2)
+
+
 def is_foldable_conv_bn(module: nn.Module) -> bool:
     """Whether ``module`` is a ``ConvModule`` computing exactly
     ``BN(Conv2d(x))`` (no activation, plain conv, a BatchNorm norm)."""

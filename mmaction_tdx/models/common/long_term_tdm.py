@@ -20,6 +20,7 @@ from mmengine.model import BaseModule
 from .fast_ops import (
     ExcitationFunction,
     add_upsampled_,
+    avg_pool2x2,
     conv2d_like,
     excitation_supported,
     folded_conv_bn,
@@ -251,7 +252,9 @@ class LongTermTDM(BaseModule):
             return z
         return torch.sigmoid(z) - 0.5
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self,
+                x: torch.Tensor,
+                temporal: Optional[nn.Module] = None) -> torch.Tensor:
         """Excite segment features with their temporal differences.
 
         Runs :meth:`fast_forward` where it applies (:meth:`uses_fast_path`,
@@ -260,13 +263,20 @@ class LongTermTDM(BaseModule):
 
         Args:
             x (Tensor): ``(N*T, C, H, W)``.
+            temporal (nn.Module, optional): A module applied to the result
+                (TDN's temporal conv): ``self(x, temporal)`` equals
+                ``temporal(self(x))``, but in training a
+                :class:`ChannelwiseTemporalConv` is fused into the
+                excitation (see :class:`ExcitationFunction`), which keeps
+                less for the backward pass.
 
         Returns:
             Tensor: ``(N*T, C, H, W)``.
         """
         if self.uses_fast_path():
-            return self.fast_forward(x)
-        return self.reference_forward(x)
+            return self.fast_forward(x, temporal)
+        out = self.reference_forward(x)
+        return out if temporal is None else temporal(out)
 
     def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
         """The straightforward form: one direction after the other, each
@@ -373,7 +383,7 @@ class LongTermTDM(BaseModule):
         if not self.multi_scale:
             return relations
         half = self.half_scale.conv(
-            F.avg_pool2d(relations, kernel_size=2, stride=2))
+            avg_pool2x2(relations))
         half = self._per_direction(self.half_scale.norm, half)
         full = self._per_direction(self.full_scale.norm,
                                    self.full_scale.conv(relations))
@@ -403,7 +413,7 @@ class LongTermTDM(BaseModule):
             combined.add_(relations, alpha=1.0 / 3.0)
         weight, bias = folded_conv_bn(self.half_scale, scale=1.0 / 3.0)
         half = conv2d_like(self.half_scale.conv,
-                           F.avg_pool2d(relations, kernel_size=2, stride=2),
+                           avg_pool2x2(relations),
                            weight, bias)
         return add_upsampled_(combined, half)
 
@@ -443,20 +453,6 @@ class LongTermTDM(BaseModule):
             return attention[0] - 0.5
         return torch.add(attention[0], attention[1]).sub_(1.0)
 
-    def forward_with_temporal(self, x: torch.Tensor,
-                              temporal: Optional[nn.Module]) -> torch.Tensor:
-        """``temporal(self(x))`` (``self(x)`` if ``temporal`` is None).
-
-        In training, a following :class:`ChannelwiseTemporalConv` (TDN's
-        temporal conv) is computed inside :class:`ExcitationFunction`,
-        which then keeps no intermediate full-size tensor for the
-        backward pass but its inputs.
-        """
-        if self.uses_fast_path():
-            return self.fast_forward(x, temporal)
-        out = self.reference_forward(x)
-        return out if temporal is None else temporal(out)
-
     def _fusable_temporal(self, temporal: Optional[nn.Module]) -> bool:
         return (isinstance(temporal, ChannelwiseTemporalConv)
                 and temporal.num_segments == self.num_segments)
@@ -487,7 +483,11 @@ class LongTermTDM(BaseModule):
             Tensor: ``(N*T, C, H, W)``.
         """
         n = check_segment_batch(x, self.num_segments, type(self).__name__)
-        squeezed = self.squeeze(x)
+        if self.squeeze.norm.training:
+            squeezed = self.squeeze(x)
+        else:
+            squeezed = conv2d_like(self.squeeze.conv, x,
+                                   *folded_conv_bn(self.squeeze))
         aligned = self.align(squeezed)
         shape = (n, self.num_segments, *squeezed.shape[1:])
         relations = self._all_relations(

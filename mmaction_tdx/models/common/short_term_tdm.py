@@ -17,7 +17,7 @@ from mmaction.utils import ConfigType, OptConfigType
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
-from .fast_ops import add_upsampled_
+from .fast_ops import add_upsampled_, avg_pool2x2
 from .temporal_modules import check_positive_int
 
 # Release rule (``tdn_net``): (alpha, beta) = (0.5, 0.5) for 8 segments,
@@ -223,8 +223,7 @@ class ShortTermTDM(BaseModule):
         # Pooling is linear, so the frames are pooled first and differenced
         # after: the same values, but the full-resolution differences
         # (4 frames' worth) are never written.
-        pooled = F.avg_pool2d(
-            frames.flatten(0, 1), kernel_size=2, stride=2)
+        pooled = avg_pool2x2(frames.flatten(0, 1))
         motion = self.motion_input(
             pooled.view(*frames.shape[:3], *pooled.shape[-2:]))
         motion = self.maxpool(self.stem(motion))

@@ -188,7 +188,7 @@ def test_ltdm_then_temporal_conv_fused_equals_sequential(options, train):
     x = torch.randn(8, 32, 6, 5)
     _compare(
         container,
-        lambda m, x: m['ltdm'].forward_with_temporal(x, m['tim']),
+        lambda m, x: m['ltdm'](x, m['tim']),
         lambda m, x: _conv1d_reference(m['tim'],
                                        m['ltdm'].reference_forward(x)),
         x, train)

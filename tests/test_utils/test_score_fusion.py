@@ -1,0 +1,89 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""Ensembles from --dump files: fusion, checks and the command line."""
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT
+from mmengine import dump
+
+from mmaction_tdx.utils.score_fusion import (ScoreFileMismatch, accuracies,
+                                             fuse_prediction_files,
+                                             read_predictions)
+
+
+def write_predictions(path, scores, labels):
+    """A file as tools/test.py --dump writes it."""
+    dump([
+        dict(pred_score=torch.tensor(s, dtype=torch.float32),
+             gt_label=torch.tensor([label]))
+        for s, label in zip(scores, labels)
+    ], str(path))
+    return str(path)
+
+
+@pytest.fixture
+def two_models(tmp_path):
+    labels = [0, 1, 2, 3]
+    # Model A is right on videos 0, 1; model B on 2, 3; each is unsure
+    # where wrong, so their average is right on all four.
+    a = [[.9, .1, 0, 0, 0, 0], [0, .9, .1, 0, 0, 0], [.3, .3, .2, 0, .1, .1],
+         [.25, .25, 0, .2, .15, .15]]
+    b = [[.4, .3, .3, 0, 0, 0], [.1, .4, .3, .2, 0, 0], [0, 0, 1, 0, 0, 0],
+         [0, 0, 0, 1, 0, 0]]
+    return (write_predictions(tmp_path / 'a.pkl', a, labels),
+            write_predictions(tmp_path / 'b.pkl', b, labels), a, b, labels)
+
+
+def test_fusion_averages_scores(two_models):
+    path_a, path_b, a, b, labels = two_models
+    fused, fused_labels = fuse_prediction_files([path_a, path_b])
+    np.testing.assert_allclose(fused, np.add(a, b), rtol=1e-6)
+    assert fused_labels == labels
+    assert accuracies(fused, labels)['top1'] == 1.0
+    assert accuracies(*read_predictions(path_a))['top1'] == 0.5
+    weighted, _ = fuse_prediction_files([path_a, path_b], [1, 0])
+    np.testing.assert_allclose(weighted, a, rtol=1e-6)
+
+
+def test_refuses_files_of_other_videos(two_models, tmp_path):
+    path_a, _, a, _, labels = two_models
+    shorter = write_predictions(tmp_path / 's.pkl', a[:3], labels[:3])
+    with pytest.raises(ScoreFileMismatch, match='3'):
+        fuse_prediction_files([path_a, shorter])
+    shuffled = write_predictions(tmp_path / 'r.pkl', a, labels[::-1])
+    with pytest.raises(ScoreFileMismatch, match='same videos'):
+        fuse_prediction_files([path_a, shuffled])
+    fewer_classes = write_predictions(tmp_path / 'c.pkl',
+                                      [s[:5] for s in a], labels)
+    with pytest.raises(ScoreFileMismatch, match='classes'):
+        fuse_prediction_files([path_a, fewer_classes])
+    with pytest.raises(ScoreFileMismatch, match='weights'):
+        fuse_prediction_files([path_a, path_a], [1.0])
+    with pytest.raises(ScoreFileMismatch, match='at least two'):
+        fuse_prediction_files([path_a])
+
+
+def test_command_line(two_models, tmp_path):
+    path_a, path_b, *_ = two_models
+    result = subprocess.run(
+        [sys.executable, 'tools/analysis/fuse_scores.py', path_a, path_b],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'Top 1 Accuracy: 1.0000' in result.stdout
+    assert 'Top 5 Accuracy: 1.0000' in result.stdout
+
+
+def test_command_line_reports_bad_files(two_models, tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        'fuse_scores', osp.join(REPO_ROOT, 'tools/analysis/fuse_scores.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    broken = tmp_path / 'broken.pkl'
+    dump([dict(score=1)], str(broken))
+    assert tool.main([two_models[0], str(broken)]) == 1
+    assert 'pred_score' in capsys.readouterr().err
