@@ -7,7 +7,13 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(num_segments=8), cls_head=dict(num_classes=174))
+    backbone=dict(
+        num_segments=8,
+        # torchvision's ImageNet ResNet-50 by URL (the file
+        # torchvision://resnet50 meant in 2020; no torchvision needed).
+        pretrained=('https://download.pytorch.org/models/'
+                    'resnet50-19c8e357.pth')),
+    cls_head=dict(num_classes=174))
 
 # MMAction2's label order; the same pairs as
 # mmaction_tdx.datasets.STHV2_FLIP_LABEL_MAP.

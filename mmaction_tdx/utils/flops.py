@@ -26,7 +26,8 @@ from mmengine.analysis.jit_handles import batchnorm_flop_jit, conv_flop_jit
 
 SHAPE_ONLY_NAMESPACE = 'mmaction_tdx_shape_only'
 _CONV_SCHEMA = ('convolution(Tensor input, Tensor weight, Tensor? bias, '
-                'int[] stride, int[] padding, int[] dilation, bool transposed, '
+                'int[] stride, int[] padding, int[] dilation, '
+                'bool transposed, '
                 'int[] output_padding, int groups, bool benchmark, '
                 'bool deterministic, bool cudnn_enabled, bool allow_tf32) '
                 '-> Tensor')

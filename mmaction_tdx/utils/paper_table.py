@@ -224,10 +224,11 @@ class CostMeter:
         return self._costs[config]
 
     def _measure(self, config: str) -> ConfigCost:
-        import mmaction_tdx  # noqa: F401  (registers our modules)
         from mmaction.registry import MODELS
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
+
+        import mmaction_tdx  # noqa: F401  (registers our modules)
 
         from .flops import RecognizerFlops, head_flops
 

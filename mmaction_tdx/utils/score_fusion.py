@@ -13,9 +13,11 @@ the same videos in the same order (same count, same labels), since
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from mmaction.evaluation.functional import (get_weighted_score,
-                                            mean_class_accuracy,
-                                            top_k_accuracy)
+from mmaction.evaluation.functional import (
+    get_weighted_score,
+    mean_class_accuracy,
+    top_k_accuracy,
+)
 from mmengine import load
 
 

@@ -223,7 +223,8 @@ def test_pipelines_sample_what_the_models_read(configs):
             step = sampler(cfg[loader].dataset.pipeline)
             assert step['clip_len'] == per_segment, (path, loader)
             assert step['num_clips'] == segments, (path, loader)
-            assert step.get('test_mode', False) == (loader != 'train_dataloader')
+            assert step.get('test_mode', False) == (
+                loader != 'train_dataloader')
             if per_segment > 1 and loader != 'train_dataloader':
                 # TDN's release test sampling (SampleFrames would spread
                 # 5-frame snippets end to end).
@@ -257,9 +258,10 @@ def _test_views(pipeline):
 def test_metafile_views_are_the_test_pipelines(configs, rows):
     for row in rows:
         for config in row.configs:
-            views = _test_views(configs[config].test_dataloader.dataset.pipeline)
+            cfg = configs[config]
+            views = _test_views(cfg.test_dataloader.dataset.pipeline)
             assert views == row.views, (row.name, config)
-            val = _test_views(configs[config].val_dataloader.dataset.pipeline)
+            val = _test_views(cfg.val_dataloader.dataset.pipeline)
             assert val == (1, 1), config
 
 

@@ -10,11 +10,14 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from mmaction_tdx.datasets.synthetic_motion import (SyntheticMotionSpec,
-                                                    render_clip)
+from mmaction_tdx.datasets.synthetic_motion import (
+    SyntheticMotionSpec,
+    render_clip,
+)
 
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
-TDN_SSV1 = 'configs/tdn/tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv1-rgb.py'
+TDN_SSV1 = ('configs/tdn/'
+            'tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv1-rgb.py')
 
 
 def run(cmd, timeout=600):

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from typing import Dict, List, Optional
 
+import pytest
+import torch
+
 from mmaction_tdx.datasets.synthetic_motion import (
     SyntheticMotionSpec,
     generate,
@@ -15,6 +18,21 @@ from mmaction_tdx.datasets.synthetic_motion import (
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = 64  # frame size of the synthetic videos and of the model inputs
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Run in-process models on one thread, restored afterwards.
+
+    The models are tiny, so a second thread gains nothing, while on a
+    shared 2-core machine an OpenMP thread that waits for a busy core
+    makes a test several times slower. Import it into a test module to
+    apply it there.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def quickstart_config(model: str) -> str:

@@ -19,6 +19,7 @@ from reliability_helpers import (
     make_synthetic_data,
     quickstart_config,
     run_tool,
+    single_thread,  # noqa: F401 (autouse)
 )
 
 from mmaction_tdx.compat import torch_load

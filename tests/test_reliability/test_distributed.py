@@ -19,6 +19,7 @@ from reliability_helpers import (
     make_synthetic_data,
     quickstart_config,
     run_tool,
+    single_thread,  # noqa: F401 (autouse)
     write_config,
 )
 from test_bad_configs import loss_forward, tdn_recognizer, tdrl_recognizer

@@ -18,6 +18,7 @@ from reliability_helpers import (
     data_options,
     make_synthetic_data,
     quickstart_config,
+    single_thread,  # noqa: F401 (autouse)
 )
 
 from mmaction_tdx.engine import CheckpointMismatchError, StrictLoadHook

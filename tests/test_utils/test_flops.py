@@ -10,10 +10,14 @@ from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmaction_tdx.utils.flops import (RecognizerFlops, head_flops,
-                                      shape_only_layers)
+from mmaction_tdx.utils.flops import (
+    RecognizerFlops,
+    head_flops,
+    shape_only_layers,
+)
 
-TDN_SSV1 = 'configs/tdn/tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv1-rgb.py'
+TDN_SSV1 = ('configs/tdn/'
+            'tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv1-rgb.py')
 
 
 def build(config, depth=None, **backbone):

@@ -11,9 +11,12 @@ import torch
 from conftest import REPO_ROOT
 from mmengine import dump
 
-from mmaction_tdx.utils.score_fusion import (ScoreFileMismatch, accuracies,
-                                             fuse_prediction_files,
-                                             read_predictions)
+from mmaction_tdx.utils.score_fusion import (
+    ScoreFileMismatch,
+    accuracies,
+    fuse_prediction_files,
+    read_predictions,
+)
 
 
 def write_predictions(path, scores, labels):

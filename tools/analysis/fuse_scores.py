@@ -38,9 +38,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, REPO_ROOT)
-    from mmaction_tdx.utils.score_fusion import (ScoreFileMismatch,
-                                                 accuracies,
-                                                 fuse_prediction_files)
+    from mmaction_tdx.utils.score_fusion import (
+        ScoreFileMismatch,
+        accuracies,
+        fuse_prediction_files,
+    )
     try:
         scores, labels = fuse_prediction_files(args.preds, args.weights)
     except (ScoreFileMismatch, OSError) as err:

@@ -11,6 +11,10 @@ _base_ = [
 model = dict(
     backbone=dict(
         num_segments=8,
+        # torchvision's ImageNet ResNet-50 by URL (the file
+        # torchvision://resnet50 meant in 2020; no torchvision needed).
+        pretrained=('https://download.pytorch.org/models/'
+                    'resnet50-19c8e357.pth'),
         enhancement_module=dict(_delete_=True, type='MotionEnhancementModule'),
         td_blocks=((), (), (), ())),
     cls_head=dict(num_classes=174, loss_td=None))

@@ -8,7 +8,13 @@ _base_ = [
 ]
 
 model = dict(
-    backbone=dict(num_segments=8, norm_eval=False),
+    backbone=dict(
+        num_segments=8,
+        norm_eval=False,
+        # torchvision's ImageNet ResNet-50 by URL (the file
+        # torchvision://resnet50 meant in 2020; no torchvision needed).
+        pretrained=('https://download.pytorch.org/models/'
+                    'resnet50-19c8e357.pth')),
     cls_head=dict(num_classes=174, num_segments=8))
 
 sthv1_flip_label_map = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}
