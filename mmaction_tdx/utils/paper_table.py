@@ -407,7 +407,7 @@ def render_markdown(results: Sequence[RowResult],
     lines = []
     for table in sorted(tables, key=table_sort_key):
         lines += [
-            f'### {table}', '',
+            f'## {table}', '',
             '| Row | Config | Views | Paper GFLOPs | Measured GFLOPs | '
             'Difference | Params |', '|---|---|---|---|---|---|---|'
         ]

@@ -157,6 +157,21 @@ def test_configs_inherit_our_runtime(configs):
         assert cfg.default_scope == 'mmaction'
 
 
+def test_imagenet_weights_need_no_torchvision(configs):
+    """ImageNet ResNets by URL (torchvision's file of the papers' time);
+    `torchvision://` names need torchvision installed."""
+    for path, cfg in configs.items():
+        pretrained = cfg.model.backbone.pretrained
+        if 'kinetics400-pretrained' in path:
+            assert pretrained is None, path  # load_from has everything
+            continue
+        depth = cfg.model.backbone.depth
+        assert pretrained == {
+            50: 'https://download.pytorch.org/models/resnet50-19c8e357.pth',
+            101: 'https://download.pytorch.org/models/resnet101-5d3b4d8f.pth'
+        }[depth], path
+
+
 def test_names_say_what_configs_do(configs):
     """MMAction2's naming: {algo}_{pretrain}-{backbone}[-variant]_
     {gpus}xb{batch}-{clip_len}x{interval}x{segments}-{epochs}e_{data}-rgb."""

@@ -1,15 +1,17 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """Shared pieces of the reliability tests: tiny models, the synthetic
 dataset and configs that train in seconds on a CPU."""
+import functools
 import glob
 import os
 import os.path as osp
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from mmaction_tdx.datasets.synthetic_motion import (
     SyntheticMotionSpec,
@@ -42,6 +44,15 @@ def quickstart_config(model: str) -> str:
                            f'{model}_r18_*.py')))
     assert found, f'no quick-start config for {model}'
     return found[0]
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_configs() -> Tuple[Tuple[str, Config], ...]:
+    """``(path, config)`` of every config directly under
+    ``configs/<group>/`` (quick-start, TDN, TDRL; not the ablations), parsed
+    once per session. Do not modify the configs."""
+    paths = sorted(glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*.py')))
+    return tuple((path, Config.fromfile(path)) for path in paths)
 
 
 def make_synthetic_data(root: str) -> str:

@@ -1,7 +1,6 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """Bad configurations fail at build time or at the first forward, with a
 message that names the setting and the fix (issue 7, "bad configs")."""
-import glob
 import os.path as osp
 
 import pytest
@@ -12,11 +11,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from reliability_helpers import (
-    REPO_ROOT,
     SIZE,
     data_options,
     make_synthetic_data,
     quickstart_config,
+    shipped_configs,
     single_thread,  # noqa: F401 (autouse)
 )
 
@@ -144,9 +143,7 @@ def test_shipped_configs_sample_what_their_backbone_reads():
     """No false alarms: the check passes for the quick-start and main
     configs of ours (the ablations share their pipelines)."""
     checked, backbones = 0, {}
-    for path in sorted(glob.glob(osp.join(REPO_ROOT, 'configs', '*',
-                                          '*.py'))):
-        cfg = Config.fromfile(path)
+    for path, cfg in shipped_configs():
         if 'model' not in cfg or 'train_dataloader' not in cfg:
             continue  # a base config (model, data or schedule only)
         # The sampling contract does not depend on the depth: build the

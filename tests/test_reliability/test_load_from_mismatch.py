@@ -14,10 +14,10 @@ from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import BaseLoop, Runner
 from reliability_helpers import (
-    REPO_ROOT,
     data_options,
     make_synthetic_data,
     quickstart_config,
+    shipped_configs,
     single_thread,  # noqa: F401 (autouse)
 )
 
@@ -74,10 +74,8 @@ class RecordingLogger:
 
 
 def test_every_config_of_ours_has_the_check():
-    configs = glob.glob(osp.join(REPO_ROOT, 'configs', '*', '*.py'))
-    assert configs
-    for path in configs:
-        cfg = Config.fromfile(path)
+    assert shipped_configs()
+    for path, cfg in shipped_configs():
         if 'default_hooks' in cfg:  # full configs, not model/data bases
             assert cfg.default_hooks.strict_load.type == 'StrictLoadHook', \
                 path

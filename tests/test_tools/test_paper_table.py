@@ -137,7 +137,7 @@ def test_checks_flops_params_frames_and_configs(tmp_path, tiny_cost):
                               'within 3% (largest difference -3.8%: T, "f")')
     assert summary.endswith('3 without paper FLOPs; 4 failed.')
     markdown = pt.render_markdown(list(results.values()))
-    assert markdown.startswith('### T\n')
+    assert markdown.startswith('## T\n')
     assert f'| {measured * 1.029:g} | {measured:.2f} | -2.8% |' in markdown
     assert f'×30 = {measured * 30:.2f} | +2.0% |' in markdown
     assert '-3.8% ✗' in markdown
@@ -165,7 +165,7 @@ def test_command_line_fails_on_a_bad_row(tmp_path, tiny_cost):
     out = tmp_path / 'table.md'
     assert tool.main(['--model-index', index, '--tables', 'TDRL Table 9',
                       '--out', str(out), '--no-progress']) == 0
-    assert '### TDRL Table 9' in out.read_text()
+    assert '## TDRL Table 9' in out.read_text()
     assert 'TDRL Table 8' not in out.read_text()
     assert tool.main(['--model-index', index, '--tables',
                       'TDN Table 7']) == 2

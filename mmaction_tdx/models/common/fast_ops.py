@@ -236,25 +236,25 @@ class ExcitationFunction(torch.autograd.Function):
         (x, combined, conv_weight, weight, bias, temporal_weight,
          *stats) = ctx.saved_tensors
         nt, t = x.shape[0], ctx.num_segments
-        # Recompute z with autograd, to differentiate the conv at the end.
-        with torch.enable_grad():
-            combined_ = combined.detach().requires_grad_(
-                ctx.needs_input_grad[1])
-            conv_weight_ = conv_weight.detach().requires_grad_(
-                ctx.needs_input_grad[2])
-            z = conv2d_like(ctx.expand_conv, combined_, conv_weight_, None)
-        parts = z.detach().split(nt)
-        directions = len(parts)
-        # Recompute the attentions s_d = sigmoid(BN(z_d)).
-        attention = []
-        for d, part in enumerate(parts):
+        conv = ctx.expand_conv
+        relations = combined.split(nt)
+        directions = len(relations)
+        # Recompute z_d = Conv(r_d) and s_d = sigmoid(BN(z_d)).
+        logits, attention = [], []
+        for d, part in enumerate(relations):
             mean, invstd = stats[2 * d], stats[2 * d + 1]
+            z = conv2d_like(conv, part, conv_weight, None)
             scale = weight * invstd
             shift = bias - mean * scale
+            logits.append(z)
             attention.append(
-                torch.addcmul(shift[:, None, None], part,
+                torch.addcmul(shift[:, None, None], z,
                               scale[:, None, None]).sigmoid_())
-        gain = _gain_from_sum(sum(attention), directions)
+        if directions == 2:
+            gain = torch.add(attention[0], attention[1]).mul_(0.5).add_(0.5)
+        else:
+            gain = torch.add(attention[0], 0.5)
+
         grad_temporal = None
         if temporal_weight is not None:
             shape = (-1, t, x.shape[1], x.shape[2] * x.shape[3])
@@ -268,32 +268,44 @@ class ExcitationFunction(torch.autograd.Function):
             grad = depthwise_temporal_conv(
                 grad_seq, temporal_weight.flip(1)).view_as(x)
         grad_x = grad * gain
-        # d gain / d s_d: 1/2 for two directions, 1 for one.
-        grad_gain = (grad * x).mul_(0.5 if directions == 2 else 1.0)
-        grad_z, grad_weight, grad_bias = [], 0, 0
-        for d, part in enumerate(parts):
-            s = attention[d]
-            grad_logit = grad_gain * s * (1 - s)
-            if grad_logit.shape != part.shape:  # channel attention: (1, 1)
-                grad_logit = grad_logit.sum(dim=(2, 3), keepdim=True)
+        del gain
+        grad_gain = grad * x
+        # Everything below is linear in grad_gain; its factor d gain / d s_d
+        # (1/2 for two directions) is applied to the small results only.
+        factor = 0.5 if directions == 2 else 1.0
+
+        need_relations, need_conv_weight = ctx.needs_input_grad[1:3]
+        grad_relations, grad_conv_weight = [], None
+        grad_weight = grad_bias = None
+        for d, (part, z, s) in enumerate(zip(relations, logits, attention)):
+            grad_logit = s.addcmul_(s, s, value=-1)  # s (1 - s), in place
+            if grad_logit.shape == grad_gain.shape:
+                grad_logit.mul_(grad_gain)
+            else:  # channel attention: s is (N*T, C, 1, 1)
+                grad_logit.mul_(grad_gain.sum(dim=(2, 3), keepdim=True))
             g_z, g_w, g_b = torch.ops.aten.native_batch_norm_backward(
-                grad_logit, part, weight, None, None, stats[2 * d],
+                grad_logit, z, weight, None, None, stats[2 * d],
                 stats[2 * d + 1], True, ctx.eps, [True, True, True])
-            grad_z.append(g_z)
-            grad_weight = grad_weight + g_w
-            grad_bias = grad_bias + g_b
-        grad_combined = grad_conv_weight = None
-        inputs = [i for i, needed in ((combined_, ctx.needs_input_grad[1]),
-                                      (conv_weight_,
-                                       ctx.needs_input_grad[2])) if needed]
-        if inputs:
-            grads = iter(torch.autograd.grad(z, inputs, torch.cat(grad_z)))
-            if ctx.needs_input_grad[1]:
-                grad_combined = next(grads)
-            if ctx.needs_input_grad[2]:
-                grad_conv_weight = next(grads)
-        return (grad_x, grad_combined, grad_conv_weight, grad_weight,
-                grad_bias, grad_temporal, None, None)
+            del grad_logit, z
+            grad_weight = g_w if grad_weight is None else grad_weight + g_w
+            grad_bias = g_b if grad_bias is None else grad_bias + g_b
+            if need_relations or need_conv_weight:
+                g_r, g_cw, _ = torch.ops.aten.convolution_backward(
+                    g_z, part, conv_weight, None, conv.stride,
+                    conv.padding, conv.dilation, False, [0, 0],
+                    conv.groups, [need_relations, need_conv_weight, False])
+                grad_relations.append(g_r)
+                if need_conv_weight:
+                    grad_conv_weight = g_cw if grad_conv_weight is None \
+                        else grad_conv_weight + g_cw
+        grad_combined = None
+        if need_relations:
+            grad_combined = torch.cat(grad_relations).mul_(factor)
+        if grad_conv_weight is not None:
+            grad_conv_weight = grad_conv_weight * factor
+        return (grad_x, grad_combined, grad_conv_weight,
+                grad_weight * factor, grad_bias * factor, grad_temporal,
+                None, None)
 
 
 def _gain_from_sum(attention_sum: torch.Tensor,

@@ -1,0 +1,125 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""The benchmark's measuring logic, on a tiny setting (no timing checks:
+speed targets are checked by running tools/analysis/benchmark.py)."""
+import json
+
+import pytest
+import torch
+
+from mmaction_tdx.utils import benchmark as bench
+
+TINY = bench.BenchmarkSettings(
+    depth=18,
+    num_segments=2,
+    img_size=64,
+    train_batch=2,
+    repeats=1,
+    warmup=1,
+    threads=1,
+    num_classes=5)
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_time_stats_median_and_spread():
+    stats = bench.TimeStats.from_seconds([0.004, 0.001, 0.002, 0.003])
+    assert stats.median == pytest.approx(2.5)
+    assert (stats.minimum, stats.maximum) == (1.0, 4.0)
+    assert stats.q1 <= stats.median <= stats.q3
+    assert stats.relative_spread == pytest.approx(
+        (stats.q3 - stats.q1) / 2 / 2.5)
+    single = bench.TimeStats.from_seconds([0.001])
+    assert single.median == single.q1 == single.q3 == 1.0
+
+
+def test_parse_model_spec():
+    spec = bench.parse_model_spec('no_td=tdrl_r50,cls_head.loss_td=None')
+    assert spec.name == 'no_td'
+    assert spec.config['backbone']['type'] == 'ResNetTDRL'
+    assert spec.config['cls_head']['loss_td'] is None
+    spec = bench.parse_model_spec('ResNetTDN,backbone.num_segments=4')
+    assert spec.name == 'ResNetTDN'
+    assert spec.config['type'] == 'SegmentRecognizer2D'
+    assert spec.config['backbone'] == dict(
+        type='ResNetTDN', depth=50, num_segments=4)
+    assert bench.parse_model_spec('tsm_r50').config['backbone']['type'] == \
+        'ResNetTSM'
+    with pytest.raises(ValueError, match='KEY=VALUE'):
+        bench.parse_model_spec('tdn_r50,backbone.depth')
+
+
+def test_apply_settings_matches_baselines_to_ours():
+    tsm = bench.apply_settings(bench.mmaction_base_model('tsm_r50'), TINY)
+    assert tsm['backbone']['num_segments'] == tsm['cls_head'][
+        'num_segments'] == 2
+    assert tsm['backbone']['pretrained'] is None
+    assert tsm['cls_head']['in_channels'] == 512
+    tsn = bench.apply_settings(bench.mmaction_base_model('tsn_r50'), TINY)
+    assert 'num_segments' not in tsn['backbone']
+
+
+def test_peak_tensor_memory_counts_live_tensors():
+
+    def allocate():
+        a = torch.empty(2**20, dtype=torch.uint8)  # 1 MiB
+        b = torch.empty(2**21, dtype=torch.uint8)  # 2 MiB, a still alive
+        del a, b
+        return torch.empty(2**20, dtype=torch.uint8)  # 1 MiB
+
+    peak = bench.peak_tensor_memory(allocate)
+    assert 3 * 2**20 <= peak < 3 * 2**20 + 2**16
+
+
+def test_run_benchmark_table_and_json():
+    calls = []
+    specs = [bench.parse_model_spec('tdn_r50')]
+    results = bench.run_benchmark(specs, TINY, progress=calls.append)
+    assert len(calls) == bench.count_work(len(specs), TINY)
+    assert [r.name for r in results] == ['tsn_r50', 'tsm_r50', 'tdn_r50']
+    tdn = results[-1]
+    assert tdn.backbone == 'ResNetTDN' and tdn.frames_per_view == 10
+    assert tdn.gflops > 0 and tdn.train_peak_mib > 0
+    assert tdn.inference.median > 0 and tdn.train_step.median > 0
+
+    ratios = bench.ratios(results)
+    assert ratios['tsn_r50']['vs_tsn_r50']['inference_ms'] == 1
+    assert ratios['tdn_r50']['vs_tsm_r50']['train_peak_mib'] == \
+        pytest.approx(tdn.train_peak_mib / results[1].train_peak_mib)
+
+    table = bench.format_table(results).splitlines()
+    assert table[0].startswith('| model | backbone | frames |')
+    assert len(table) == 2 + len(results)
+    assert all(line.count('|') == table[0].count('|') for line in table)
+    assert 'tdn_r50: infer' in bench.summary_line(results)
+
+    record = json.loads(
+        json.dumps(
+            bench.results_to_json(results, TINY, bench.machine_info())))
+    assert record['settings']['depth'] == 18
+    assert record['machine']['intra_op_threads'] == 1
+    model = record['models'][-1]
+    assert set(model) >= {
+        'name', 'gflops', 'gflops_per_s', 'inference', 'train_step',
+        'train_peak_mib', 'inference_peak_mib', 'ratios'
+    }
+    assert set(model['inference']) >= {'median', 'q1', 'q3', 'samples'}
+    assert set(model['ratios']) == {'vs_tsn_r50', 'vs_tsm_r50'}
+
+
+def test_profile_modules_accounts_for_the_pass():
+    bench.set_threads(1)
+    runner = bench.ModelRunner(bench.parse_model_spec('tdn_r50'), TINY)
+    rows = bench.profile_modules(runner, repeats=1)
+    names = {row['module'] for row in rows}
+    assert {'LongTermTDM', 'ShortTermTDM', 'Conv2d'} <= names
+    assert sum(row['share'] for row in rows) == pytest.approx(1, abs=1e-6)
+    assert all(row['inclusive_ms'] >= row['self_ms'] - 1e-9 for row in rows)
+    train = bench.profile_modules(runner, repeats=1, mode='train')
+    assert '(backward + optimizer)' in {row['module'] for row in train}
+    text = bench.format_profile('tdn', rows, top=3).splitlines()
+    assert len(text) == 3 + 3 and 'by module type' in text[0]
