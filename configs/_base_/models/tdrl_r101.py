@@ -2,4 +2,7 @@
 _base_ = ['./tdrl_r50.py']
 
 model = dict(
-    backbone=dict(pretrained='torchvision://resnet101', depth=101))
+    backbone=dict(
+        pretrained=('https://download.pytorch.org/models/'
+                    'resnet101-5d3b4d8f.pth'),
+        depth=101))

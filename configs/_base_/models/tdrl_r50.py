@@ -12,7 +12,10 @@ model = dict(
     type='SegmentRecognizer2D',
     backbone=dict(
         type='ResNetTDRL',
-        pretrained='torchvision://resnet50',
+        # torchvision's ImageNet ResNet-50 file, fetched by URL: the
+        # `torchvision://` scheme would need torchvision installed.
+        pretrained=('https://download.pytorch.org/models/'
+                    'resnet50-19c8e357.pth'),
         depth=50,
         num_segments=8,
         norm_eval=False,

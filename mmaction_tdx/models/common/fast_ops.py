@@ -52,6 +52,30 @@ def add_upsampled_(target: torch.Tensor,
     return target.add_(upsampled, alpha=alpha)
 
 
+def lerp_upsampled_(target: torch.Tensor, small: torch.Tensor,
+                    weight: float) -> torch.Tensor:
+    """``target = (1 - weight) * target + weight * up(small)`` in place,
+    ``up`` the nearest upsampling to ``target``'s size (see
+    :func:`add_upsampled_`; same fallback for non-integer ratios).
+
+    Args:
+        target (Tensor): ``(B, C, H, W)``, contiguous; changed in place.
+        small (Tensor): ``(B, C, h, w)``.
+        weight (float): Weight of the upsampled map.
+
+    Returns:
+        Tensor: ``target``.
+    """
+    b, c, h, w = target.shape
+    sh, sw = small.shape[-2:]
+    if h % sh == 0 and w % sw == 0 and target.is_contiguous():
+        blocks = target.view(b, c, sh, h // sh, sw, w // sw)
+        blocks.lerp_(small[:, :, :, None, :, None], weight)
+        return target
+    upsampled = F.interpolate(small, size=(h, w), mode='nearest')
+    return target.lerp_(upsampled, weight)
+
+
 def avg_pool2x2(x: torch.Tensor) -> torch.Tensor:
     """``F.avg_pool2d(x, kernel_size=2, stride=2)``, faster on CPU.
 

@@ -439,11 +439,14 @@ class LongTermTDM(BaseModule):
         if not self.expand.norm.training:
             weight, bias = folded_conv_bn(self.expand)
             forward = conv2d_like(conv, parts[0], weight, bias).sigmoid_()
+            # Without autograd the result reuses the (warm) buffer of a
+            # full-size map rather than allocating another one.
+            inplace = not torch.is_grad_enabled()
             if self.num_directions == 1:
-                return forward - 0.5
+                return forward.sub_(0.5) if inplace else forward - 0.5
             backward = conv2d_like(conv, parts[1], -weight,
                                    -bias).sigmoid_()
-            return forward - backward
+            return forward.sub_(backward) if inplace else forward - backward
         z = conv(combined)
         attention = [
             self.expand.norm(part).sigmoid_()
@@ -512,8 +515,13 @@ class LongTermTDM(BaseModule):
                 out = temporal(out)
             return out
         difference = self._attention_difference(combined, x.shape[0])
-        out = torch.addcmul(
-            x, x, difference, value=0.5 if self.bidirectional else 1.0)
+        value = 0.5 if self.bidirectional else 1.0
+        if not torch.is_grad_enabled() and difference.shape == x.shape:
+            # Inference: write into the difference's buffer (see above).
+            out = torch.addcmul(x, x, difference, value=value,
+                                out=difference)
+        else:
+            out = torch.addcmul(x, x, difference, value=value)
         return out if temporal is None else temporal(out)
 
     def extra_repr(self) -> str:

@@ -17,7 +17,7 @@ from mmaction.utils import ConfigType, OptConfigType
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
 
-from .fast_ops import add_upsampled_, avg_pool2x2
+from .fast_ops import add_upsampled_, avg_pool2x2, lerp_upsampled_
 from .temporal_modules import check_positive_int
 
 # Release rule (``tdn_net``): (alpha, beta) = (0.5, 0.5) for 8 segments,
@@ -242,7 +242,8 @@ class ShortTermTDM(BaseModule):
                 ``(h, w)`` with nearest interpolation.
 
         Returns:
-            Tensor: ``(N*T, C, h, w)``.
+            Tensor: ``(N*T, C, h, w)``. Without autograd (inference),
+            ``rgb`` itself, updated in place, for the additive fusions.
         """
         if motion.shape[:2] != rgb.shape[:2]:
             raise ValueError(
@@ -252,8 +253,20 @@ class ShortTermTDM(BaseModule):
         if self.fusion in ('weighted_add', 'add'):
             # Upsampling is added in place (no upsampled copy is written).
             alpha, beta = self.fusion_weights or (1.0, 1.0)
-            fused = rgb * alpha if alpha != 1.0 else rgb.clone()
-            return add_upsampled_(fused.contiguous(), motion, alpha=beta)
+            if (not torch.is_grad_enabled() and rgb.is_contiguous()
+                    and alpha + beta == 1.0):
+                # Inference with the release's weights (alpha + beta = 1):
+                # one in-place pass, rgb + beta * (up(motion) - rgb).
+                return lerp_upsampled_(rgb, motion, beta)
+            if not torch.is_grad_enabled() and rgb.is_contiguous():
+                # Inference: nothing else reads ``rgb`` (the stage output
+                # it replaces), so it is updated in place instead of
+                # allocating a second map of that size.
+                fused = rgb.mul_(alpha) if alpha != 1.0 else rgb
+            else:
+                fused = (rgb * alpha if alpha != 1.0 else
+                         rgb.clone()).contiguous()
+            return add_upsampled_(fused, motion, alpha=beta)
         if motion.shape[-2:] != rgb.shape[-2:]:
             motion = F.interpolate(motion, size=rgb.shape[-2:], mode='nearest')
         if self.fusion in ('channel_mul', 'channel_mul_add'):

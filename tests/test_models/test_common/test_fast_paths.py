@@ -22,7 +22,10 @@ from mmaction_tdx.models.common import (
     ProgressiveEnhancementModule,
     ShortTermTDM,
 )
-from mmaction_tdx.models.common.fast_ops import add_upsampled_
+from mmaction_tdx.models.common.fast_ops import (
+    add_upsampled_,
+    lerp_upsampled_,
+)
 from mmaction_tdx.models.losses import TemporalDiversityLoss
 
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -194,6 +197,20 @@ def test_ltdm_then_temporal_conv_fused_equals_sequential(options, train):
         x, train)
 
 
+@pytest.mark.parametrize('options', LTDM_OPTIONS)
+def test_ltdm_inference_mode_equals_reference(options):
+    """Without autograd the fast path reuses buffers in place."""
+    module = LongTermTDM(32, 4, reduction=4, **options).eval()
+    _randomise_bn(module)
+    x = torch.randn(8, 32, 6, 6)
+    with torch.inference_mode():
+        expected = module.reference_forward(x)
+        out = module(x)
+        fused = module(x, ChannelwiseTemporalConv(32, 4, init='random'))
+    torch.testing.assert_close(out, expected, **TOL)
+    assert fused.shape == x.shape
+
+
 def test_ltdm_frozen_bn_in_training_equals_reference():
     """``norm_eval``: BNs in eval mode while gradients flow."""
     module = LongTermTDM(32, 4, reduction=4)
@@ -227,6 +244,9 @@ def test_add_upsampled_equals_interpolate(small, big):
     expected = target + 0.25 * F.interpolate(low, size=big, mode='nearest')
     torch.testing.assert_close(
         add_upsampled_(target.clone(), low, alpha=0.25), expected)
+    torch.testing.assert_close(
+        lerp_upsampled_(target.clone(), low, 0.25),
+        0.75 * target + 0.25 * F.interpolate(low, size=big, mode='nearest'))
 
 
 # --------------------------------------------------------------------------
@@ -264,11 +284,14 @@ def test_stdm_forward_equals_difference_then_pool(input_mode, size):
              _stdm_reference, frames, train=True)
 
 
-@pytest.mark.parametrize('fusion', ['weighted_add', 'add'])
+@pytest.mark.parametrize('fusion', ['weighted_add', 'add', (0.3, 0.5)])
 @pytest.mark.parametrize('sizes', [((8, 8), (4, 4)), ((7, 7), (4, 4)),
                                    ((8, 8), (8, 8))])
 def test_stdm_fuse_equals_interpolate_then_add(fusion, sizes):
-    module = ShortTermTDM(4, depth=18, fusion=fusion)
+    if isinstance(fusion, tuple):  # weights not summing to 1
+        module = ShortTermTDM(4, depth=18, fusion_weights=fusion)
+    else:
+        module = ShortTermTDM(4, depth=18, fusion=fusion)
     rgb = torch.randn(8, 16, *sizes[0], requires_grad=True)
     motion = torch.randn(8, 16, *sizes[1], requires_grad=True)
     out = module.fuse(rgb, motion)
@@ -279,6 +302,10 @@ def test_stdm_fuse_equals_interpolate_then_add(fusion, sizes):
                                     [rgb, motion])
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b, **TOL)
+    with torch.no_grad():  # inference: rgb is updated in place
+        expected = _fuse_reference(module, rgb, motion)
+        torch.testing.assert_close(
+            module.fuse(rgb.detach().clone(), motion), expected, **TOL)
 
 
 # --------------------------------------------------------------------------
