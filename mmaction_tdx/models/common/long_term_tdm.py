@@ -273,6 +273,13 @@ class LongTermTDM(BaseModule):
         Returns:
             Tensor: ``(N*T, C, H, W)``.
         """
+        if self.multi_scale and x.dim() == 4 and min(x.shape[-2:]) < 2:
+            raise ValueError(
+                f'{type(self).__name__}: its half-resolution branch (2x2 '
+                f'average pooling) needs feature maps of at least 2x2, got '
+                f'{tuple(x.shape[-2:])}. The input resolution is too small '
+                'for this stage: use larger frames (e.g. >= 48 px for a '
+                'ResNet) or build the L-TDM with multi_scale=False.')
         if self.uses_fast_path():
             return self.fast_forward(x, temporal)
         out = self.reference_forward(x)

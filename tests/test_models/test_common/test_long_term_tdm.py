@@ -159,3 +159,13 @@ def test_errors():
     with pytest.raises(ValueError, match='multi_scale=True'):
         LongTermTDM(C, T, multi_scale=False,
                     backward_full_scale_from_forward=True)
+
+
+def test_too_small_feature_maps_name_the_fix():
+    import pytest
+    import torch
+
+    from mmaction_tdx.models.common.long_term_tdm import LongTermTDM
+    module = LongTermTDM(in_channels=32, num_segments=2)
+    with pytest.raises(ValueError, match='at least 2x2'):
+        module(torch.randn(4, 32, 1, 1))
