@@ -4,6 +4,7 @@ patch, with a clear message, and the code never runs (issue 7,
 "checkpoints")."""
 import os
 import os.path as osp
+import uuid
 
 import pytest
 import torch
@@ -138,6 +139,8 @@ def tiny_runner(synthetic_data, work_dir, **cfg_options) -> Runner:
     cfg.merge_from_dict(cfg_options)
     cfg.work_dir = work_dir
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    # one run name per runner (MMEngine's default is the current second)
+    cfg.experiment_name = f'safety_{uuid.uuid4().hex}'
     init_default_scope('mmaction')
     return Runner.from_cfg(cfg)
 

@@ -5,6 +5,7 @@ so (issue 7, "checkpoints")."""
 import glob
 import os.path as osp
 import types
+import uuid
 
 import pytest
 import torch
@@ -194,6 +195,11 @@ def runner_for(synthetic_data, work_dir, **cfg_options) -> Runner:
     cfg.merge_from_dict(cfg_options)
     cfg.work_dir = work_dir
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    # MMEngine names a run (and its logger instance) by the second it
+    # starts: two runners built within one second in this process would
+    # share a logger, and the second run's log would land in the first's
+    # work dir. A unique name per runner keeps the logs apart.
+    cfg.experiment_name = f'load_from_{uuid.uuid4().hex}'
     init_default_scope('mmaction')
     return Runner.from_cfg(cfg)
 

@@ -3,6 +3,7 @@
 import copy
 import glob
 import os.path as osp
+import uuid
 
 # mmaction_tdx first: its compat fixes make `mmaction.models` importable.
 import mmaction_tdx  # noqa: F401  # isort: skip
@@ -146,7 +147,10 @@ def test_stock_runner_logs_both_losses(tmp_path):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
         default_hooks=dict(
             logger=dict(type='LoggerHook', interval=1), checkpoint=None),
-        default_scope='mmaction')
+        default_scope='mmaction',
+        # unique: MMEngine otherwise names the run (and shares its logger)
+        # by the current second
+        experiment_name=f'tdrl_losses_{uuid.uuid4().hex}')
     runner.train()
     hub = runner.message_hub
     assert hub.get_scalar('train/loss_td').current() > 0
