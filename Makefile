@@ -27,9 +27,11 @@ $(STAMP): setup.py Makefile requirements/*.txt tools/install/*.py \
 	$(PIP) download -q --no-deps -d $(WHEELS)/src decord==0.6.0
 	$(PY) tools/install/match_wheel_tags.py $(WHEELS)/src/decord-*.whl $(WHEELS)
 	$(PIP) install -q --no-deps $(WHEELS)/decord-*.whl
+	# The extras' requirement files directly (`pip install .[tests,deploy]`
+	# would install a copy of the package, not register this checkout).
 	$(PIP) install -q -c $(CONSTRAINTS) mmcv-lite==2.1.0 openmim==0.3.9 \
 		-r requirements/runtime.txt -r requirements/tests.txt \
-		-r requirements/docs.txt
+		-r requirements/docs.txt -r requirements/deploy.txt
 	# Register this checkout develop-style (egg-info here, a .pth there):
 	# mim finds mmaction_tdx/.mim through it; see the script's docstring.
 	$(PY) tools/install/develop.py

@@ -12,22 +12,30 @@ import sys
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
+HERE = osp.dirname(osp.abspath(__file__))
+MIM_FILES = ['configs', 'tools', 'model-index.yml']
 # Start-up hook for ``mmaction_tdx::`` config paths (see
-# _mmaction_tdx_config_scope.py); a .pth file must sit at the top of
-# site-packages, so it is copied next to the top-level modules.
-STARTUP_PTH = 'mmaction-tdx-config-scope.pth'
+# _mmaction_tdx_config_scope.py). A .pth file only runs from the top of
+# site-packages, so the build writes it beside the top-level modules; it is
+# generated rather than kept in the repository, where ``*.pth`` means a
+# checkpoint and is ignored.
+STARTUP_PTH = 'mmaction_tdx-config-scope.pth'
+STARTUP_LINE = 'import _mmaction_tdx_config_scope\n'
 
 
-class BuildPyWithPth(build_py):
+class BuildPyWithStartupHook(build_py):
+    """``build_py`` that also writes :data:`STARTUP_PTH` into the build."""
 
     def run(self):
         super().run()
-        self.copy_file(
-            osp.join(HERE, STARTUP_PTH), osp.join(self.build_lib,
-                                                  STARTUP_PTH))
+        target = osp.join(self.build_lib, STARTUP_PTH)
+        with open(target, 'w') as f:
+            f.write(STARTUP_LINE)
 
-HERE = osp.dirname(osp.abspath(__file__))
-MIM_FILES = ['configs', 'tools', 'model-index.yml']
+    def get_outputs(self, include_bytecode=1):
+        return super().get_outputs(include_bytecode) + [
+            osp.join(self.build_lib, STARTUP_PTH)
+        ]
 
 
 def readme() -> str:
@@ -77,7 +85,10 @@ def add_mim_extension() -> None:
         if mode == 'symlink':
             os.symlink(osp.relpath(src, mim_root), dst)
         elif osp.isdir(src):
-            shutil.copytree(src, dst)
+            shutil.copytree(
+                src,
+                dst,
+                ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
         else:
             shutil.copyfile(src, dst)
 
@@ -93,7 +104,7 @@ if __name__ == '__main__':
         keywords='computer vision, video understanding, action recognition',
         packages=find_packages(exclude=('configs', 'tools', 'tests', 'docs')),
         py_modules=['_mmaction_tdx_config_scope'],
-        cmdclass={'build_py': BuildPyWithPth},
+        cmdclass={'build_py': BuildPyWithStartupHook},
         include_package_data=True,
         package_data={'mmaction_tdx': ['.mim/**/*', '.mim/*']},
         python_requires='>=3.8',
@@ -102,6 +113,7 @@ if __name__ == '__main__':
         extras_require={
             'tests': parse_requirements('requirements/tests.txt'),
             'mim': parse_requirements('requirements/mminstall.txt'),
+            'deploy': parse_requirements('requirements/deploy.txt'),
         },
         classifiers=[
             'Programming Language :: Python :: 3',

@@ -1,58 +1,47 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""Registries of the ``mmaction_tdx`` scope: children of MMAction2's.
+"""The ``mmaction_tdx`` scope: one child of each of MMAction2's registries.
 
-A config whose ``_base_`` is loaded through the package scope, e.g.
-``_base_ = ['mmaction_tdx::_base_/models/tdn_r50.py']``, gets
-``_scope_='mmaction_tdx'`` in its ``type`` dicts when the base sets no
-``default_scope`` (our model-only bases do not). MMEngine then imports
-``mmaction_tdx.registry`` and looks for a registry of that scope; without
-one it fell back to the registry ``build`` was called on, and e.g.
-``ActionDataPreprocessor`` (built through MMEngine's root ``MODELS``) was
-not found. These children are empty: every lookup falls through to
-MMAction2's registries, where our modules are registered.
+Why they exist: a base loaded through the package scope, e.g.
+``_base_ = ['mmaction_tdx::quickstart/<name>.py']``, gets
+``_scope_='mmaction_tdx'`` on each of its outermost ``type`` dicts (model,
+datasets, samplers, loops, hooks, optimizers, schedulers, metrics, ...;
+mmengine 0.10.7 ``Config._dict_to_config_dict``, whatever the base's
+``default_scope``). Building such a dict switches the default scope to
+``mmaction_tdx`` for the build and everything built inside it (a model's
+data preprocessor, a dataset's pipeline, a visualizer's backends):
+MMEngine imports ``mmaction_tdx.registry`` and searches the registry tree
+for a registry of that scope (``Registry.switch_scope_and_registry``).
+Without one it warns "Failed to search registry with scope" and falls back
+to the registry ``build`` was called on, often MMEngine's root, where
+MMAction2's and our types are missing (``ActionDataPreprocessor``,
+``VideoDataset``, ``AccMetric``, ...).
+
+Why all of them (each of MMAction2's registries that has an MMEngine
+parent; ``TOKENIZER`` has none, so its fallback is itself and works): any
+registry can be named by a ``type`` dict of a config or built inside one,
+so a subset would still fail (or warn) for the others. A one-iteration
+training run of ``quickstart/tsn_r18...`` through the scope already
+searches the hook, loop, dataset, transform, data sampler, optimizer,
+parameter scheduler and metric trees; a model or visualizer of ours in the
+base adds theirs. No smaller fix exists in mmengine 0.10.7: the stamp is
+unconditional and the search matches a registry's ``scope`` exactly.
+They hold nothing:
+every lookup falls through to MMAction2's registries, where our modules
+are registered. ``locations``: a lookup here imports ``mmaction_tdx``
+(which registers everything), instead of MMEngine's fallback to a
+``mmaction_tdx.utils.register_all_modules`` that does not exist.
 """
 from mmaction import registry as mmaction_registry
 from mmengine.registry import Registry
 
 SCOPE = 'mmaction_tdx'
-_NAMES = ('RUNNERS', 'RUNNER_CONSTRUCTORS', 'LOOPS', 'HOOKS', 'DATASETS',
-          'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS', 'MODEL_WRAPPERS',
-          'WEIGHT_INITIALIZERS', 'OPTIMIZERS', 'OPTIM_WRAPPERS',
-          'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS', 'METRICS',
-          'EVALUATOR', 'TASK_UTILS', 'VISUALIZERS', 'VISBACKENDS',
-          'LOG_PROCESSORS', 'INFERENCERS', 'FUNCTION')
+PARENT_SCOPE = 'mmaction'
 
-
-def _child(name: str) -> Registry:
-    parent = getattr(mmaction_registry, name)
-    # `locations`: importing the package registers everything of ours (in
-    # MMAction2's registries); without it MMEngine would look for
-    # `mmaction_tdx.utils.register_all_modules`.
-    return Registry(
-        parent.name, parent=parent, scope=SCOPE, locations=[SCOPE])
-
-
-RUNNERS = _child('RUNNERS')
-RUNNER_CONSTRUCTORS = _child('RUNNER_CONSTRUCTORS')
-LOOPS = _child('LOOPS')
-HOOKS = _child('HOOKS')
-DATASETS = _child('DATASETS')
-DATA_SAMPLERS = _child('DATA_SAMPLERS')
-TRANSFORMS = _child('TRANSFORMS')
-MODELS = _child('MODELS')
-MODEL_WRAPPERS = _child('MODEL_WRAPPERS')
-WEIGHT_INITIALIZERS = _child('WEIGHT_INITIALIZERS')
-OPTIMIZERS = _child('OPTIMIZERS')
-OPTIM_WRAPPERS = _child('OPTIM_WRAPPERS')
-OPTIM_WRAPPER_CONSTRUCTORS = _child('OPTIM_WRAPPER_CONSTRUCTORS')
-PARAM_SCHEDULERS = _child('PARAM_SCHEDULERS')
-METRICS = _child('METRICS')
-EVALUATOR = _child('EVALUATOR')
-TASK_UTILS = _child('TASK_UTILS')
-VISUALIZERS = _child('VISUALIZERS')
-VISBACKENDS = _child('VISBACKENDS')
-LOG_PROCESSORS = _child('LOG_PROCESSORS')
-INFERENCERS = _child('INFERENCERS')
-FUNCTION = _child('FUNCTION')
-
-__all__ = list(_NAMES)
+#: Name in ``mmaction.registry`` (``'MODELS'``, ...) -> our child of it.
+CHILDREN = {
+    name: Registry(parent.name, parent=parent, scope=SCOPE,
+                   locations=[SCOPE])
+    for name, parent in vars(mmaction_registry).items()
+    if isinstance(parent, Registry) and parent.scope == PARENT_SCOPE
+    and parent.parent is not None
+}

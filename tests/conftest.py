@@ -1,4 +1,5 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -13,6 +14,20 @@ import mmaction_tdx  # noqa: F401
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED = osp.join(osp.dirname(REPO_ROOT), 'shared')
+
+
+def load_tool(path: str):
+    """Import a developer tool (``tools/...py``, not in the installed
+    library) as a module; one module object per path for the session."""
+    name = 'tool_' + osp.splitext(path)[0].replace('/', '_')
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, osp.join(REPO_ROOT, path))
+        module = importlib.util.module_from_spec(spec)
+        # Registered before running: dataclasses look their module up.
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def run_python(code: str, env: dict = None, timeout: int = 300,

@@ -22,3 +22,36 @@ def test_model_only_base_through_the_package_scope(tmp_path, base):
     assert type(model.data_preprocessor).__name__ == \
         'ActionDataPreprocessor'
     assert model.cls_head.num_classes == 3
+
+
+def _mmaction_registries_with_mmengine_parents():
+    from mmaction import registry as mmaction_registry
+    from mmengine.registry import Registry
+    return sorted(
+        (name, reg) for name, reg in vars(mmaction_registry).items()
+        if isinstance(reg, Registry) and reg.scope == 'mmaction'
+        and reg.parent is not None)
+
+
+@pytest.mark.parametrize(
+    'name', [name for name, _ in _mmaction_registries_with_mmengine_parents()])
+def test_scope_switch_finds_mmaction_types_from_mmengine_root(name, caplog):
+    """What MMEngine does for a ``_scope_='mmaction_tdx'`` dict built
+    through one of its root registries (e.g. the Runner's ``DATASETS``):
+    switch scope, search the tree; it must land on a registry that sees
+    MMAction2's types, without the fallback warning."""
+    import logging
+
+    from mmaction import registry as mmaction_registry
+    from mmengine.logging import MMLogger
+    parent = getattr(mmaction_registry, name)
+    root = parent.parent
+    assert root.scope == 'mmengine'
+    logger = MMLogger.get_current_instance()
+    logger.propagate = True
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        with root.switch_scope_and_registry('mmaction_tdx') as registry:
+            assert registry.scope == 'mmaction_tdx'
+            for key, cls in parent.module_dict.items():
+                assert registry.get(key) is cls, key
+    assert 'Failed to search registry' not in caplog.text

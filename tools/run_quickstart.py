@@ -3,23 +3,33 @@
 
 1. Generates the synthetic motion dataset (``data/synthetic_motion``; kept if
    it already matches).
-2. Trains every config in ``configs/quickstart/`` on the CPU with
-   ``tools/train.py`` and tests its last checkpoint with ``tools/test.py``.
+2. Trains the four quick-start models (TSN, TSM, TDN, TDRL in
+   ``configs/quickstart/``) on the CPU with ``tools/train.py``, printing one
+   line per epoch (loss, training accuracy, ETA), and tests each last
+   checkpoint with ``tools/test.py``.
 3. Prints one table: top-1 / top-5 over all classes, the accuracy of telling
    the *kind* of motion apart (which reversal pair), and the accuracy of the
    *direction* within the right pair, where a frame-order-blind model stays
-   near 50 %.
+   at 50 % by construction, with its 95 % interval (or mean +- std over
+   ``--seeds``); then one line saying what to conclude.
+4. Writes ``WORK_DIR/quickstart_results.png``: direction accuracy per model
+   and reversal pair, and the training curves.
 
 Example::
 
-    python tools/run_quickstart.py                  # everything
+    python tools/run_quickstart.py                  # make demo
     python tools/run_quickstart.py --models tsn tdn --epochs 2
+    python tools/run_quickstart.py --seeds 0 1 2    # mean +- std
+    # the pictures of docs/quickstart_results.md, from the trained models:
+    python tools/run_quickstart.py --reuse --figures-dir docs/_static
 """
 import argparse
 import glob
+import json
 import os
 import os.path as osp
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -30,27 +40,41 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from mmaction_tdx.datasets.synthetic_motion import (  # noqa: E402
+    MOTION_PAIRS,
     SyntheticMotionSpec,
     generate,
 )
 
 DATA_ROOT = osp.join('data', 'synthetic_motion')
-# The dataset the quick-start configs are tuned for.
+# The dataset the quick-start configs are designed for (on its 'tune'
+# split and training accuracy; the validation split only reports).
 DEMO_SPEC = dict(
-    num_train_per_class=40, num_val_per_class=10, frames=24, size=64)
+    num_train_per_class=25, num_val_per_class=10, frames=24, size=64)
+# make demo's models, in table order; other configs of configs/quickstart
+# (tdn-td, for the mini-reproduction) run only when named in --models.
+DEFAULT_MODELS = ('tsn', 'tsm', 'tdn', 'tdrl')
+PAIR_NAMES = [f'{a} / {b}' for a, b in MOTION_PAIRS]
+# MMEngine's training log line, e.g.
+# "Epoch(train) [3][25/25] ... eta: 0:01:02 ... loss: 0.41 top1_acc: 0.9"
+TRAIN_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         '--models',
         nargs='+',
-        help='prefixes of quick-start config names to run (default: all)')
+        help='quick-start model names (the config name up to the first '
+        f'"_") to run; default: {" ".join(DEFAULT_MODELS)}')
     parser.add_argument(
         '--epochs', type=int, help='override the configs\' max_epochs')
     parser.add_argument('--work-dir', default='work_dirs/quickstart')
     parser.add_argument('--data-root', default=DATA_ROOT)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--seeds', type=int, nargs='+', default=[0],
+        help='training seeds; with several the table shows mean +- std')
+    parser.add_argument(
+        '--seed', type=int, default=0, help='seed of the generated dataset')
     parser.add_argument(
         '--train-per-class',
         type=int,
@@ -61,23 +85,32 @@ def parse_args():
         type=int,
         default=DEMO_SPEC['num_val_per_class'],
         help='validation clips per class of the generated dataset')
-    return parser.parse_args()
+    parser.add_argument(
+        '--reuse', action='store_true',
+        help='do not train a model whose predictions are already in '
+        'WORK_DIR (to redraw the figures)')
+    parser.add_argument(
+        '--figures-dir',
+        help='also write the docs\' pictures here: the results chart, the '
+        'training curves and Grad-CAM of TDN beside TSN on a validation clip')
+    return parser.parse_args(argv)
 
 
-def quickstart_configs(prefixes=None):
+def model_name(config: str) -> str:
+    return osp.basename(config).split('_')[0]
+
+
+def quickstart_configs(names=None):
     configs = sorted(
         glob.glob(osp.join(ROOT, 'configs', 'quickstart', '*.py')))
-    if prefixes:
-        configs = [
-            c for c in configs
-            if any(osp.basename(c).startswith(p) for p in prefixes)
-        ]
-    # Order of the table: the stock baselines first.
-    order = ['tsn', 'tsm', 'tdn', 'tdrl']
-    return sorted(
-        configs,
-        key=lambda c: (order.index(osp.basename(c).split('_')[0])
-                       if osp.basename(c).split('_')[0] in order else 99, c))
+    wanted = [n.lower() for n in (names or DEFAULT_MODELS)]
+    unknown = set(wanted) - {model_name(c) for c in configs}
+    if unknown:
+        raise SystemExit(
+            f'no quick-start config for {sorted(unknown)}; choose from '
+            f'{sorted(model_name(c) for c in configs)}')
+    return sorted((c for c in configs if model_name(c) in wanted),
+                  key=lambda c: wanted.index(model_name(c)))
 
 
 def data_options(data_root: str) -> list:
@@ -92,15 +125,53 @@ def data_options(data_root: str) -> list:
     return options
 
 
-def run(cmd: list, log_path: str) -> None:
+def _field(line: str, key: str):
+    match = re.search(rf'\b{key}: ([0-9.:e+-]+)', line)
+    return match.group(1) if match else None
+
+
+def run(cmd: list, log_path: str, progress=None) -> None:
+    """Run ``cmd``, its output into ``log_path``; ``progress(line)`` sees
+    every line as it comes."""
     with open(log_path, 'w') as log:
-        result = subprocess.run(
-            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if result.returncode != 0:
+        process = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1)
+        for line in process.stdout:
+            log.write(line)
+            if progress is not None:
+                progress(line)
+        returncode = process.wait()
+    if returncode != 0:
         with open(log_path) as f:
             tail = ''.join(f.readlines()[-30:])
         raise RuntimeError(f'command failed ({" ".join(cmd)}); last lines '
                            f'of {log_path}:\n{tail}')
+
+
+class EpochProgress:
+    """Prints one line per finished epoch of a ``tools/train.py`` log."""
+
+    def __init__(self, title: str, runs_left: int):
+        self.title = title
+        self.runs_left = runs_left  # runs after this one
+        self.began = time.time()
+
+    def __call__(self, line: str) -> None:
+        match = TRAIN_LINE.search(line)
+        if not match or match.group(2) != match.group(3):
+            return
+        epoch = int(match.group(1))
+        eta = _field(line, 'eta') or '?'
+        loss, acc = _field(line, 'loss'), _field(line, 'top1_acc')
+        text = f'    {self.title} epoch {epoch}: loss {float(loss):.3f}' \
+            if loss else f'    {self.title} epoch {epoch}:'
+        if acc:
+            text += f', train acc {float(acc):.0%}'
+        text += f', {time.time() - self.began:.0f} s, ETA {eta}'
+        if self.runs_left:
+            text += f' (+{self.runs_left} more run(s))'
+        print(text, flush=True)
 
 
 def summarise(dump_path: str) -> dict:
@@ -112,17 +183,223 @@ def summarise(dump_path: str) -> dict:
     top5 = np.argsort(-scores, axis=1)[:, :5]
     pred = top5[:, 0]
     same_pair = (pred // 2) == (labels // 2)
+    per_pair = []
+    for pair in range(len(MOTION_PAIRS)):
+        chosen = same_pair & (labels // 2 == pair)
+        per_pair.append(float(np.mean(pred[chosen] == labels[chosen]))
+                        if chosen.any() else float('nan'))
     return dict(
         top1=float(np.mean(pred == labels)),
         top5=float(np.mean([lab in row for lab, row in zip(labels, top5)])),
         pair=float(np.mean(same_pair)),
         direction=float(np.mean(pred[same_pair] == labels[same_pair]))
         if same_pair.any() else float('nan'),
+        direction_n=int(same_pair.sum()),
+        per_pair=per_pair,
         clips=len(labels))
 
 
-def main():
-    args = parse_args()
+def wilson(p: float, n: int, z: float = 1.96):
+    """95 % Wilson interval of a proportion ``p`` of ``n`` trials."""
+    if n == 0 or p != p:
+        return float('nan'), float('nan')
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def latest_scalars(work_dir: str):
+    """The newest MMEngine ``vis_data/scalars.json`` of a work dir."""
+    paths = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    return paths[-1] if paths else None
+
+
+def train_and_test(config, seed, args, runs_left):
+    name = osp.splitext(osp.basename(config))[0]
+    work_dir = osp.join(args.work_dir, name)
+    if len(args.seeds) > 1:
+        work_dir = osp.join(work_dir, f'seed{seed}')
+    os.makedirs(work_dir, exist_ok=True)
+    dump = osp.join(work_dir, 'val_predictions.pkl')
+    timing = osp.join(work_dir, 'train_seconds.json')
+    title = model_name(config).upper()
+    if len(args.seeds) > 1:
+        title += f' seed {seed}'
+    if args.reuse and osp.isfile(dump) and osp.isfile(timing):
+        print(f'    {title}: reusing {dump}', flush=True)
+        with open(timing) as f:
+            train_time = json.load(f)['train_s']
+    else:
+        options = data_options(args.data_root)
+        if args.epochs:
+            options.append(f'train_cfg.max_epochs={args.epochs}')
+        python = sys.executable
+        began = time.time()
+        run([
+            python, 'tools/train.py', config, '--work-dir', work_dir,
+            '--seed', str(seed), '--cfg-options', *options
+        ], osp.join(work_dir, 'train.log'), EpochProgress(title, runs_left))
+        train_time = time.time() - began
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        run([
+            python, 'tools/test.py', config, checkpoint, '--work-dir',
+            work_dir, '--dump', dump, '--cfg-options', *options
+        ], osp.join(work_dir, 'test.log'))
+        with open(timing, 'w') as f:
+            json.dump(dict(train_s=train_time), f)
+    return dict(train_s=train_time, work_dir=work_dir,
+                scalars=latest_scalars(work_dir), **summarise(dump))
+
+
+def combine(model, config, runs):
+    """One table row from the runs (seeds) of a model."""
+    row = dict(model=model, config=osp.splitext(osp.basename(config))[0],
+               runs=runs, clips=runs[0]['clips'])
+    for key in ('top1', 'top5', 'pair', 'direction', 'train_s'):
+        values = np.array([r[key] for r in runs], dtype=float)
+        row[key] = float(np.nanmean(values))
+        row[key + '_std'] = float(np.std(values, ddof=1)) \
+            if len(values) > 1 else float('nan')
+    row['per_pair'] = np.nanmean([r['per_pair'] for r in runs], axis=0)
+    return row
+
+
+def spread(row) -> str:
+    """The direction column's uncertainty: std over seeds, else the 95 %
+    interval of the single run."""
+    if len(row['runs']) > 1:
+        return f'+-{100 * row["direction_std"]:.1f}'
+    low, high = wilson(row['direction'], row['runs'][0]['direction_n'])
+    return f'[{100 * low:.0f}-{100 * high:.0f}]'
+
+
+def conclusion(rows) -> str:
+    """One line: which models tell a clip from its reversal."""
+    def above_chance(row):
+        if len(row['runs']) > 1:
+            return row['direction'] - 2 * row['direction_std'] > 0.5
+        return wilson(row['direction'], row['runs'][0]['direction_n'])[0] \
+            > 0.5
+    temporal = [r['model'] for r in rows if above_chance(r)]
+    blind = [r['model'] for r in rows if not above_chance(r)]
+    text = 'Conclusion: '
+    if temporal:
+        text += (f'{", ".join(temporal)} tell a motion from its reversal '
+                 '(direction above chance): they model the order of frames')
+    if blind:
+        text += ('; ' if temporal else '') + (
+            f'{", ".join(blind)} cannot (direction at chance)')
+        if 'TSN' in blind:
+            text += (', as TSN must: it averages frames, and a clip and '
+                     'its reversal have the same frames')
+    return text + '.'
+
+
+def print_table(rows, seeds):
+    spread_title = 'std' if len(seeds) > 1 else '95% CI'
+    print('[3/3] results on the validation split '
+          f'({rows[0]["clips"]} clips, 10 classes; chance: top-1 10 %, '
+          'direction 50 %)' + (f', mean over seeds {seeds}'
+                               if len(seeds) > 1 else '') + '\n')
+    header = (f'{"model":<6} {"top-1":>7} {"top-5":>7} {"motion kind":>12} '
+              f'{"direction":>10} {spread_title:>9} {"train s":>8}  config')
+    print(header)
+    print('-' * len(header))
+    for row in rows:
+        print(f'{row["model"]:<6} {row["top1"]:>7.1%} {row["top5"]:>7.1%} '
+              f'{row["pair"]:>12.1%} {row["direction"]:>10.1%} '
+              f'{spread(row):>9} {row["train_s"]:>8.0f}  {row["config"]}')
+    print('\ndirection per reversal pair (%): ' + ', '.join(
+        f'{row["model"]} ' + '/'.join(
+            '-' if v != v else f'{100 * v:.0f}' for v in row['per_pair'])
+        for row in rows) + f'  [{"; ".join(PAIR_NAMES)}]')
+    print(conclusion(rows))
+
+
+def plot_results(rows, out: str) -> str:
+    """Direction accuracy per model and reversal pair, and the training
+    loss / accuracy curves of every model, in one PNG."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from mmaction_tdx.visualization import load_log
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    ax = axes[0]
+    width = 0.8 / len(rows)
+    labels = [name.replace(' / ', '\n') for name in PAIR_NAMES] + ['all']
+    x = np.arange(len(labels))
+    for i, row in enumerate(rows):
+        values = [*row['per_pair'], row['direction']]
+        ax.bar(x + (i - (len(rows) - 1) / 2) * width,
+               [100 * v for v in values], width, label=row['model'])
+    ax.axhline(50, color='grey', linestyle=':', linewidth=1)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel('direction accuracy (%)')
+    ax.set_title('Forward vs reversed, per pair (chance 50 %)', fontsize=9)
+    ax.legend(fontsize=7, ncol=len(rows))
+    for ax, key, title in ((axes[1], 'loss', 'training loss'),
+                           (axes[2], 'top1_acc', 'training accuracy')):
+        for row in rows:
+            for n, run in enumerate(row['runs']):
+                if not run['scalars']:
+                    continue
+                log = load_log(run['scalars'])
+                if key not in log.train:
+                    continue
+                iters, values = log.train[key]
+                epochs = np.asarray(log.epochs, dtype=float)
+                per_epoch = iters / max(iters.max(), 1) * epochs.max()
+                line, = ax.plot(per_epoch, values, linewidth=1,
+                                label=row['model'] if n == 0 else None,
+                                color=f'C{rows.index(row)}')
+        ax.set_xlabel('epoch')
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def grad_cam_figure(rows, args, out: str) -> str:
+    """Grad-CAM of TDN beside TSN on one validation clip (vis_cam.py)."""
+    by_model = {row['model']: row for row in rows}
+    if not {'TSN', 'TDN'} <= set(by_model):
+        raise SystemExit('--figures-dir needs the TSN and TDN models')
+    with open(osp.join(args.data_root, 'val_list.txt')) as f:
+        # a clip of "moving right": its motion is easy to see in the map
+        video = osp.join(args.data_root, 'videos', f.readline().split()[0])
+
+    def model_args(model):
+        work_dir = by_model[model]['runs'][0]['work_dir']
+        with open(osp.join(work_dir, 'last_checkpoint')) as f:
+            checkpoint = f.read().strip()
+        config = osp.join(ROOT, 'configs', 'quickstart',
+                          by_model[model]['config'] + '.py')
+        return config, checkpoint
+
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'visualizations'))
+    import vis_cam
+    tsn_config, tsn_checkpoint = model_args('TSN')
+    tdn_config, tdn_checkpoint = model_args('TDN')
+    code = vis_cam.main([
+        tdn_config, tdn_checkpoint, video, '--compare', 'TSN', tsn_config,
+        tsn_checkpoint, '--label-map',
+        osp.join(args.data_root, 'label_map.txt'), '--target-layer-name',
+        'backbone/layer3', '--out-filename', out
+    ])
+    if code:
+        raise SystemExit('vis_cam.py failed (see above)')
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
     start = time.time()
     spec_options = dict(
         DEMO_SPEC,
@@ -133,44 +410,31 @@ def main():
     print(f'[1/3] synthetic motion data in {args.data_root}')
     generate(spec)
     configs = quickstart_configs(args.models)
-    if not configs:
-        raise SystemExit(f'no quick-start config matches {args.models}')
-    rows = []
-    python = sys.executable
-    for number, config in enumerate(configs, 1):
-        name = osp.splitext(osp.basename(config))[0]
-        work_dir = osp.join(args.work_dir, name)
-        os.makedirs(work_dir, exist_ok=True)
-        options = data_options(args.data_root)
-        if args.epochs:
-            options.append(f'train_cfg.max_epochs={args.epochs}')
-        print(f'[2/3] ({number}/{len(configs)}) training {name}', flush=True)
-        began = time.time()
-        run([
-            python, 'tools/train.py', config, '--work-dir', work_dir,
-            '--seed', str(args.seed), '--cfg-options', *options
-        ], osp.join(work_dir, 'train.log'))
-        train_time = time.time() - began
-        with open(osp.join(work_dir, 'last_checkpoint')) as f:
-            checkpoint = f.read().strip()
-        dump = osp.join(work_dir, 'val_predictions.pkl')
-        run([
-            python, 'tools/test.py', config, checkpoint, '--work-dir',
-            work_dir, '--dump', dump, '--cfg-options', *options
-        ], osp.join(work_dir, 'test.log'))
-        rows.append(dict(model=name.split('_')[0].upper(), config=name,
-                         train_s=train_time, **summarise(dump)))
-    print('[3/3] results on the validation split '
-          f'({rows[0]["clips"]} clips, 10 classes; chance: top-1 10 %, '
-          'direction 50 %)\n')
-    header = (f'{"model":<6} {"top-1":>7} {"top-5":>7} {"motion kind":>12} '
-              f'{"direction":>10} {"train s":>8}  config')
-    print(header)
-    print('-' * len(header))
-    for row in rows:
-        print(f'{row["model"]:<6} {row["top1"]:>7.1%} {row["top5"]:>7.1%} '
-              f'{row["pair"]:>12.1%} {row["direction"]:>10.1%} '
-              f'{row["train_s"]:>8.0f}  {row["config"]}')
+    total = len(configs) * len(args.seeds)
+    rows, done = [], 0
+    for config in configs:
+        model = model_name(config).upper()
+        runs = []
+        for seed in args.seeds:
+            done += 1
+            print(f'[2/3] ({done}/{total}) training {model}'
+                  + (f' seed {seed}' if len(args.seeds) > 1 else '')
+                  + f' ({osp.basename(config)})', flush=True)
+            runs.append(train_and_test(config, seed, args, total - done))
+        rows.append(combine(model, config, runs))
+    print_table(rows, args.seeds)
+    os.makedirs(args.work_dir, exist_ok=True)
+    png = plot_results(rows, osp.join(args.work_dir,
+                                      'quickstart_results.png'))
+    print(f'\nchart and training curves: {png}')
+    if args.figures_dir:
+        os.makedirs(args.figures_dir, exist_ok=True)
+        plot_results(rows, osp.join(args.figures_dir,
+                                    'quickstart_results.png'))
+        cam = grad_cam_figure(
+            rows, args, osp.join(args.figures_dir, 'quickstart_gradcam.png'))
+        print(f'docs pictures: {args.figures_dir}/quickstart_results.png, '
+              f'{cam}')
     print(f'\nquick start finished: {len(rows)} models in '
           f'{time.time() - start:.0f} s; logs and checkpoints in '
           f'{args.work_dir}/')

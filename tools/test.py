@@ -14,6 +14,10 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmaction_tdx  # noqa: F401  (repairs the stack before anything else)
+from mmaction_tdx.datasets.annotation_checks import (
+    missing_annotation_files,
+    missing_data_message,
+)
 
 
 def parse_args():
@@ -64,12 +68,23 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
+def check_data_exists(cfg: Config) -> None:
+    """Stop before building anything if the dataloaders' annotation files
+    are missing, listing them all and saying how to get the data (e.g. the
+    command that generates the quick-start data)."""
+    loaders = ['test_dataloader']
+    missing = missing_annotation_files(cfg, loaders)
+    if missing:
+        raise SystemExit(missing_data_message(missing))
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg = merge_args(cfg, args)
+    check_data_exists(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

@@ -19,6 +19,10 @@ from mmengine.runner import Runner
 # Importing the package first repairs the stack (mmaction_tdx.compat) even
 # before the config's ``custom_imports`` are read.
 import mmaction_tdx  # noqa: F401
+from mmaction_tdx.datasets.annotation_checks import (
+    missing_annotation_files,
+    missing_data_message,
+)
 
 
 def parse_args():
@@ -109,12 +113,25 @@ def merge_args(cfg: Config, args) -> Config:
     return cfg
 
 
+def check_data_exists(cfg: Config) -> None:
+    """Stop before building anything if the dataloaders' annotation files
+    are missing, listing them all and saying how to get the data (e.g. the
+    command that generates the quick-start data)."""
+    loaders = ['train_dataloader']
+    if cfg.get('val_cfg') and cfg.get('val_dataloader'):
+        loaders.append('val_dataloader')
+    missing = missing_annotation_files(cfg, loaders)
+    if missing:
+        raise SystemExit(missing_data_message(missing))
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg = merge_args(cfg, args)
+    check_data_exists(cfg)
     if 'runner_type' in cfg:
         runner = RUNNERS.build(cfg)
     else:

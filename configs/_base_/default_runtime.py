@@ -13,4 +13,10 @@ default_hooks = dict(
     # missing/unexpected/shape-mismatched keys, instead of MMEngine's
     # warning and a half-loaded model. To fine-tune with parts left as
     # initialised, name them: `load_from_allow_mismatch = ['cls_head']`.
-    strict_load=dict(type='StrictLoadHook'))
+    strict_load=dict(type='StrictLoadHook'),
+    # With the Robust*Dataset types of configs/_base_/datasets: report the
+    # broken samples skipped in each epoch, stop past max_broken_fraction,
+    # and leave broken val/test videos out of the metrics, saying how many.
+    # A default hook (not a custom one) so that a config's own
+    # `custom_hooks` list cannot drop it.
+    broken_sample_report=dict(type='BrokenSampleReportHook'))

@@ -44,7 +44,9 @@ val_pipeline = [
         out_of_bound_opt='repeat_last',
         test_mode=True),
     dict(type='DecordDecode'),
-    dict(type='CenterCrop', crop_size=input_size),
+    # as the dataset base: a training crop's scale, resized as in training
+    dict(type='CenterCrop', crop_size=56),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs')
 ]

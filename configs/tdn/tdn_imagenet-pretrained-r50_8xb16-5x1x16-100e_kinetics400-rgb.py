@@ -3,7 +3,9 @@ _base_ = ['./tdn_imagenet-pretrained-r50_8xb16-5x1x8-100e_kinetics400-rgb.py']
 
 num_segments = 16
 clip_len = 5
-model = dict(backbone=dict(num_segments=num_segments))
+model = dict(
+    backbone=dict(num_segments=num_segments),
+    cls_head=dict(segments_per_view=num_segments))
 
 train_pipeline = [
     dict(type='DecordInit'),

@@ -5,7 +5,9 @@ _base_ = ['./tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv1-rgb.py']
 
 num_segments = 16
 clip_len = 5
-model = dict(backbone=dict(num_segments=num_segments))
+model = dict(
+    backbone=dict(num_segments=num_segments),
+    cls_head=dict(segments_per_view=num_segments))
 
 sthv1_flip_label_map = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}
 train_pipeline = [

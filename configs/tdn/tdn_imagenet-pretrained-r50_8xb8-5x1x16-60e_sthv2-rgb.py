@@ -5,7 +5,9 @@ _base_ = ['./tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv2-rgb.py']
 
 num_segments = 16
 clip_len = 5
-model = dict(backbone=dict(num_segments=num_segments))
+model = dict(
+    backbone=dict(num_segments=num_segments),
+    cls_head=dict(segments_per_view=num_segments))
 
 sthv2_flip_label_map = {86: 87, 87: 86, 93: 94, 94: 93, 166: 167, 167: 166}
 train_pipeline = [

@@ -8,9 +8,15 @@ _base_ = [
 
 num_segments = 8
 clip_len = 5  # S-TDM: the centre frame and its 4 neighbours per segment
+# The release's test protocol: a softmax per test view (clip x crop), then
+# the mean (ViewConsensusTSNHead; TSNHead would average the features of all
+# views before its classifier).
 model = dict(
     backbone=dict(num_segments=num_segments),
-    cls_head=dict(num_classes=174))
+    cls_head=dict(
+        type='ViewConsensusTSNHead',
+        num_classes=174,
+        segments_per_view=num_segments))
 
 # MMAction2's label order; the same pairs as
 # mmaction_tdx.datasets.STHV1_FLIP_LABEL_MAP.

@@ -13,8 +13,13 @@ clip_len = 5  # S-TDM: the centre frame and its 4 neighbours per segment
 model = dict(
     # Every weight but the classifier comes from load_from.
     backbone=dict(num_segments=num_segments, pretrained=None),
-    # The TSM fine-tuning recipe's dropout (see the schedule).
-    cls_head=dict(num_classes=101, dropout_ratio=0.8))
+    # The TSM fine-tuning recipe's dropout (see the schedule); the release's
+    # test protocol: a softmax per test view, then the mean.
+    cls_head=dict(
+        type='ViewConsensusTSNHead',
+        num_classes=101,
+        dropout_ratio=0.8,
+        segments_per_view=num_segments))
 
 # The Kinetics-400 TDN-R50 16x5 checkpoint: either the release's, converted
 # with

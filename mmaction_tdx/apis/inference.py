@@ -124,7 +124,12 @@ def prepare_inference_config(cfg: Config) -> Config:
     num_segments, per_segment = backbone_sampling(cfg.model)
     if not pipeline:
         pipeline = default_video_pipeline(num_segments, per_segment)
-    check_pipeline_sampling(pipeline, num_segments, per_segment)
+    backbone = cfg.model.get('backbone', {})
+    # A plain 2D backbone (TSN's ResNet) has no segment axis: any num_clips.
+    has_segments = 'num_segments' in backbone or backbone.get('type') in (
+        'ResNetTDN', 'ResNetTDRL', 'ResNetTSM')
+    check_pipeline_sampling(pipeline, num_segments if has_segments else 1,
+                            per_segment)
     cfg.test_pipeline = pipeline
     return cfg
 

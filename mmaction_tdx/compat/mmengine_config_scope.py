@@ -10,11 +10,14 @@ configs are installed under ``mmaction_tdx/.mim/configs`` the OpenMMLab way.
 
 The fix adds our entry to that table. Config files are parsed before their
 ``custom_imports`` run, so the entry must exist before a user's config is
-read: our tools import ``mmaction_tdx`` first, and installing the package puts
-``mmaction_tdx-mmengine-scope.pth`` in site-packages, which runs
-:func:`install_import_hook` at interpreter start (see
-:mod:`mmaction_tdx.compat.startup`), so MMAction2's own tools and ``mim`` work
-too. Where mmengine already knows the package, nothing changes.
+read: our tools import ``mmaction_tdx`` first (which runs this fix), and for
+tools that do not (MMAction2's own ``tools/train.py``, ``mim train mmaction2
+...``) installing the package puts ``mmaction_tdx-config-scope.pth`` into
+site-packages (``tools/install/develop.py`` writes the same line into
+``mmaction_tdx-develop.pth``), which imports the start-up hook
+``_mmaction_tdx_config_scope`` at interpreter start (see its docstring for
+why no lighter mechanism exists in mmengine 0.10.7). Where mmengine already
+knows the package, nothing changes.
 """
 PACKAGE = 'mmaction_tdx'
 

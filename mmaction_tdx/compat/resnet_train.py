@@ -10,10 +10,14 @@ ResNetTDRL, ...) inherits it, so ``backbone.eval().cuda()`` or
 ``nn.Module.eval`` also returns ``self.train(False)``, so ``.eval()`` chains
 break the same way.
 
-The fix wraps the method once so that it returns ``self``. If upstream's
-method already returns the module, the wrapper is not installed.
+The fix wraps the method once so that it returns ``self``. Whether it is
+needed is read from upstream's source: if ``ResNet.train`` has a ``return``
+with a value, the wrapper is not installed.
 """
+import ast
 import functools
+
+from ._source import function_node, own_statements
 
 _MARK = '_mmaction_tdx_returns_self'
 
@@ -23,12 +27,26 @@ def _upstream_resnet():
     return ResNet
 
 
-def is_needed() -> bool:
-    resnet_cls = _upstream_resnet()
-    if getattr(resnet_cls.train, _MARK, False):
+def returns_a_value(method) -> bool:
+    """Whether ``method``'s source has a ``return <value>``.
+
+    Without source (byte-code-only install) the answer is False: the
+    defect of mmaction2 1.2.0 is assumed, and the wrapper returns whatever
+    a fixed upstream returns anyway.
+    """
+    node = function_node(method)
+    if node is None:
         return False
-    probe = resnet_cls(depth=18, pretrained=None)
-    return probe.train(True) is not probe
+    return any(
+        isinstance(child, ast.Return) and child.value is not None
+        for child in own_statements(node))
+
+
+def is_needed() -> bool:
+    train = _upstream_resnet().train
+    if getattr(train, _MARK, False):
+        return False
+    return not returns_a_value(train)
 
 
 def apply() -> bool:

@@ -12,10 +12,16 @@ object, got 'NoneType'``. ``ResNet`` itself treats ``pretrained=None`` as
 
 The fix: with ``pretrained=None``, ``ResNetTSM.init_weights`` does what
 ``ResNet.init_weights`` does for None (the random initialisation); with a
-checkpoint, upstream's method runs unchanged. Where upstream already handles
-None, the wrapper is not installed.
+checkpoint, upstream's method runs unchanged. Whether it is needed is read
+from upstream's source: the defect is an ``if self.pretrained2d:`` branch of
+``init_weights`` that calls ``self.load_original_weights`` without looking
+at ``self.pretrained``; where upstream's method differs (e.g. it tests
+``self.pretrained`` first), the wrapper is not installed.
 """
+import ast
 import functools
+
+from ._source import function_node, is_self_attribute, own_statements
 
 _MARK = '_mmaction_tdx_scratch_init'
 
@@ -25,16 +31,37 @@ def _upstream_resnet_tsm():
     return ResNetTSM
 
 
-def is_needed() -> bool:
-    resnet_tsm = _upstream_resnet_tsm()
-    if getattr(resnet_tsm.init_weights, _MARK, False):
-        return False
-    probe = resnet_tsm(depth=18, pretrained=None, num_segments=2)
-    try:
-        probe.init_weights()
-    except TypeError:
+def loads_without_checking_pretrained(init_weights) -> bool:
+    """Whether ``init_weights`` has upstream 1.2.0's defective branch.
+
+    That is an ``if self.pretrained2d:`` whose body calls
+    ``self.load_original_weights(...)`` and never reads ``self.pretrained``.
+    Without source (byte-code-only install) the 1.2.0 defect is assumed;
+    the wrapper runs upstream's method whenever a checkpoint is given.
+    """
+    node = function_node(init_weights)
+    if node is None:
         return True
+    for branch in own_statements(node):
+        if not (isinstance(branch, ast.If)
+                and is_self_attribute(branch.test, 'pretrained2d')):
+            continue
+        body = [n for stmt in branch.body for n in ast.walk(stmt)]
+        loads = any(
+            isinstance(n, ast.Call)
+            and is_self_attribute(n.func, 'load_original_weights')
+            for n in body)
+        checks = any(is_self_attribute(n, 'pretrained') for n in body)
+        if loads and not checks:
+            return True
     return False
+
+
+def is_needed() -> bool:
+    init_weights = _upstream_resnet_tsm().init_weights
+    if getattr(init_weights, _MARK, False):
+        return False
+    return loads_without_checking_pretrained(init_weights)
 
 
 def apply() -> bool:

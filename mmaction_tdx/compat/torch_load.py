@@ -1,227 +1,207 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""Load MMEngine checkpoints under torch's ``weights_only=True`` default.
+"""MMEngine loads every checkpoint with ``torch.load(weights_only=True)``.
 
-Upstream defect (torch >= 2.6 with mmengine 0.10.7): ``torch.load`` defaults
-to ``weights_only=True``, which only rebuilds tensors and plain containers.
-MMEngine's checkpoints also hold the message hub's ``HistoryBuffer`` objects
-(numpy arrays and scalars inside, and the buffer's statistics methods pickled
-as ``getattr(HistoryBuffer, 'mean')``) and ``collections.Counter``. MMEngine
-calls ``torch.load`` without ``weights_only`` in ``load_checkpoint``,
-``Runner.resume`` and ``load_from``, so ``test``, ``--resume`` and
-``load_from`` all fail with ``WeightsUnpickler error: Unsupported global``.
+Upstream defect (mmengine 0.10.7, every torch version): MMEngine's
+checkpoint loaders call ``torch.load`` without ``weights_only``, and its
+URL loader (``http(s)://``, and through it ``open-mmlab://``, ``mmcls://``
+and ``torchvision://``) calls ``torch.hub.load_state_dict_from_url``,
+which unpickles with ``weights_only=False`` and skips the hash check. A
+checkpoint, or a file planted in the download cache
+(``$TORCH_HOME/hub/checkpoints``), can run any code on load. And with
+torch >= 2.6 (``weights_only=True`` by default) MMEngine's own checkpoints
+fail in ``test``, ``--resume`` and ``load_from``, because they hold the
+message hub's ``HistoryBuffer`` objects (numpy arrays and scalars
+inside).
 
-The fix keeps ``weights_only=True`` everywhere and registers, with
-``torch.serialization.add_safe_globals``, exactly the data types those
-checkpoints contain (:data:`SAFE_TYPES`). ``getattr`` itself is never allowed:
-the pickle's ``builtins.getattr`` name is bound to
-:func:`history_buffer_method`, which only returns a public method defined on
-``HistoryBuffer`` and refuses anything else, so a checkpoint cannot reach other
-attributes through it. A pickled callable such as ``os.system`` is still
-refused by torch, and never runs.
+The fix routes MMEngine's loaders through
+:func:`mmaction_tdx.compat.safe_checkpoint.load_checkpoint_file`: local
+files (``load_from``, ``--resume``, ``tools/test.py``, ``mim test``,
+``init_recognizer``), URLs (``load_from_http``, the one function every
+URL scheme of MMEngine calls, and MMEngine's ``load_url``), ``open-mmlab://``
+files under ``$MMENGINE_HOME``, ``s3://`` / ``petrel://`` and ``pavi://``.
+Each load passes ``weights_only=True`` explicitly, allows what MMEngine's
+checkpoints hold only during the call and only through checking shims
+(numeric numpy data rebuilt from bytes, ``HistoryBuffer`` data validated,
+MMEngine's own statistics methods, ``collections.Counter``), checks a URL
+file against the SHA-256 prefix in its name (``name-<hash>.pth``), also
+when it comes from the cache, and reports a refused object
+(:class:`UnsafeCheckpointError`) or an unreadable file
+(:class:`CheckpointFileError`: empty, truncated, corrupt, too large,
+another format, a hash mismatch) naming the file. Torch's process-wide list
+of safe globals is left as it is: a user's own ``torch.load`` after
+``import mmaction_tdx`` behaves as plain torch's.
 
-MMEngine's loader for local files (``CheckpointLoader`` scheme ``''``,
-which ``load_from``, ``--resume``, ``mim test`` and ``load_checkpoint``
-use) is replaced by :func:`load_from_local`: the same, but it passes
-``weights_only=True`` explicitly (so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``
-cannot switch it off) and turns torch's refusal into an
-:class:`UnsafeCheckpointError` that names the file, says why it was
-refused and how to proceed with a file one trusts. (Torch's own message
-names neither the file nor a way forward that works through a config.)
-
-With torch < 2.6 (``weights_only`` defaults to False) nothing is registered.
+With a torch that has no scoped allowlist
+(``torch.serialization.safe_globals``, torch < 2.5) the fix stands aside;
+set ``TORCH_FORCE_WEIGHTS_ONLY_LOAD=1`` there.
 """
-import _codecs
-import collections
+import os
 import os.path as osp
-import pickle
-from typing import Any, List, Tuple
+from tempfile import TemporaryDirectory
+from typing import Any, List
 
-import numpy as np
 import torch
-from mmengine.utils import digit_version
 
-# torch 2.6 switched the default of ``torch.load(weights_only=...)`` to True.
-FIRST_TORCH_WITH_WEIGHTS_ONLY_DEFAULT = '2.6.0'
-
-
-def history_buffer_method(owner: Any, name: str) -> Any:
-    """The only ``getattr`` a checkpoint may perform while unpickling.
-
-    MMEngine pickles ``HistoryBuffer._statistics_methods`` (``min``, ``max``,
-    ``mean``, ``current`` and registered ones), whose values pickle as
-    ``getattr(HistoryBuffer, '<method>')``.
-
-    Raises:
-        pickle.UnpicklingError: for any other object or attribute.
-    """
-    import pickle
-
-    from mmengine.logging.history_buffer import HistoryBuffer
-    is_public_method = (
-        isinstance(name, str) and not name.startswith('_')
-        and callable(vars(HistoryBuffer).get(name)))
-    if owner is HistoryBuffer and is_public_method:
-        return getattr(HistoryBuffer, name)
-    raise pickle.UnpicklingError(
-        f'Refused getattr({owner!r}, {name!r}) while loading a checkpoint: '
-        'only public methods of mmengine HistoryBuffer may be looked up. '
-        'The checkpoint may be malicious; load it only if you trust it, '
-        'with torch.load(..., weights_only=False).')
-
-
-def _numpy_core_name(name: str) -> List[str]:
-    # numpy 2 pickles ``numpy._core.multiarray``; numpy 1 wrote
-    # ``numpy.core.multiarray``: accept both spellings of the same function.
-    return [f'numpy._core.multiarray.{name}', f'numpy.core.multiarray.{name}']
-
-
-def safe_types() -> List[Tuple[Any, str]]:
-    """``(object, pickled name)`` pairs MMEngine checkpoints need."""
-    from mmengine.logging.history_buffer import HistoryBuffer
-    multiarray = np._core.multiarray if hasattr(
-        np, '_core') else np.core.multiarray
-    pairs = [
-        (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
-        (collections.Counter, 'collections.Counter'),
-        (np.ndarray, 'numpy.ndarray'),
-        (np.dtype, 'numpy.dtype'),
-        # numpy pickles byte buffers of arrays and scalars through
-        # ``_codecs.encode(str, 'latin1')``.
-        (_codecs.encode, '_codecs.encode'),
-        (history_buffer_method, 'builtins.getattr'),
-        (history_buffer_method, '__builtin__.getattr'),
-    ]
-    for name in _numpy_core_name('_reconstruct'):
-        pairs.append((multiarray._reconstruct, name))
-    for name in _numpy_core_name('scalar'):
-        pairs.append((multiarray.scalar, name))
-    # numpy >= 1.25 may pickle a dtype by its class, e.g.
-    # ``numpy.dtypes.Float64DType``.
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        for attr in dir(dtypes):
-            cls = getattr(dtypes, attr)
-            if isinstance(cls, type) and issubclass(cls, np.dtype):
-                pairs.append((cls, f'numpy.dtypes.{attr}'))
-    return pairs
-
-
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    """``torch.load(weights_only=True)`` refused an object in a checkpoint.
-
-    A subclass of ``pickle.UnpicklingError`` (what torch raises), so code
-    that handles torch's error keeps working.
-    """
-
-
-# Start of every error of torch's weights-only unpickler (refusals of
-# objects, but also files that are no pickle at all).
-WEIGHTS_ONLY_FAILURE = 'Weights only load failed'
-# Phrases of the errors that refuse an object (lower case): a global that
-# is not allowlisted (or from a blocked module such as ``posix``), a call,
-# object creation or state for a type that is not allowed, and our
-# ``getattr`` guard. Other failures (e.g. "Unsupported operand") mean a
-# malformed file.
-REFUSAL_PHRASES = (
-    'unsupported global',
-    'trying to call reduce for unrecognized function',
-    'can only create new object for',
-    'can only build tensor',
-    'refused getattr(',
+from .safe_checkpoint import (
+    CheckpointFileError,
+    UnsafeCheckpointError,
+    is_weights_only_refusal,
+    load_checkpoint_file,
+    load_url,
+    mmengine_globals,
+    quote,
+    refusal_details,
+    refusal_message,
 )
 
-
-def is_weights_only_refusal(err: BaseException) -> bool:
-    """Whether ``err`` is torch's refusal of an object under
-    ``weights_only=True`` (rather than a malformed file)."""
-    message = str(err)
-    return (isinstance(err, pickle.UnpicklingError)
-            and message.startswith((WEIGHTS_ONLY_FAILURE, 'Refused getattr('))
-            and any(phrase in message.lower() for phrase in REFUSAL_PHRASES))
+__all__ = [
+    'CheckpointFileError', 'UnsafeCheckpointError', 'is_weights_only_refusal',
+    'load_from_ceph', 'load_from_http', 'load_from_local',
+    'load_from_openmmlab', 'load_from_pavi', 'load_url', 'refusal_details',
+    'refusal_message', 'safe_types'
+]
 
 
-def refusal_details(err: BaseException) -> str:
-    """The part of torch's refusal that says which object was refused.
-
-    Torch wraps it in general advice (the 2.6 default change, "re-run with
-    ``weights_only=False``", a documentation link); only the specific
-    paragraph, e.g. ``Trying to load unsupported GLOBAL posix.system ...``,
-    is kept.
+def safe_types() -> List[Any]:
+    """``(shim, pickled name)`` pairs that our loads allow (for the call
+    only; see :func:`~mmaction_tdx.compat.safe_checkpoint.allowed_globals`).
     """
-    paragraphs = [p.strip() for p in str(err).split('\n\n') if p.strip()]
-    specific = [
-        p for p in paragraphs
-        if not p.startswith((WEIGHTS_ONLY_FAILURE, 'Check the documentation'))
-    ]
-    return ' '.join(specific or paragraphs)
+    return mmengine_globals()
 
 
-def refusal_message(filename: str, err: BaseException) -> str:
-    """Explain to a user why ``filename`` was not loaded, and what to do."""
-    resave = (
-        'python -c "import torch; '
-        f"c = torch.load('{filename}', map_location='cpu', "
-        'weights_only=False); '
-        "torch.save(dict(state_dict=c.get('state_dict', c)), "
-        f"'{filename}.weights.pth')\"")
-    return (
-        f'Refused to load the checkpoint {filename} as unsafe: it contains '
-        'an object that torch.load(weights_only=True) does not allow '
-        f'({refusal_details(err)}). Only tensors, plain containers and the '
-        'MMEngine checkpoint types mmaction_tdx allows are loaded; '
-        'unpickling anything else can run arbitrary code, so the file may '
-        'be malicious. The object was not created.\n'
-        'If you trust the file and its source:\n'
-        '  - to initialise or test a model, re-save its weights once as a '
-        f'plain checkpoint and load that file instead:\n      {resave}\n'
-        '  - to resume from it, allow the extra types it needs with '
-        '`torch.serialization.add_safe_globals([...])` in a module listed '
-        "in the config's `custom_imports`.")
-
-
-def load_from_local(filename: str, map_location=None) -> Any:
-    """MMEngine's ``load_from_local`` with ``weights_only=True`` explicit.
+def load_from_local(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's loader of local files (scheme ``''``), made safe.
 
     Raises:
         FileNotFoundError: if ``filename`` is not a file.
         UnsafeCheckpointError: if the checkpoint holds an object that is
-            not allowed (see :func:`refusal_message`); it is not created.
+            not allowed; it is not created.
+        CheckpointFileError: if the file cannot be read.
     """
-    filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'{filename} can not be found.')
+    return load_checkpoint_file(filename, map_location)
+
+
+def load_from_http(filename: str,
+                   map_location: Any = None,
+                   model_dir: Any = None,
+                   progress: bool = os.isatty(0)) -> Any:
+    """MMEngine's ``http://`` / ``https://`` loader, made safe: download
+    to torch's hub cache (rank 0 first), check the hash in the file name,
+    load with :func:`load_checkpoint_file`.
+
+    MMEngine's ``open-mmlab://``, ``mmcls://`` and ``torchvision://``
+    loaders call this function by its module-level name, so they are
+    covered too.
+    """
+    from mmengine.dist import get_dist_info
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        checkpoint = load_url(
+            filename, model_dir=model_dir, map_location=map_location,
+            progress=progress)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            checkpoint = load_url(
+                filename, model_dir=model_dir, map_location=map_location,
+                progress=progress)
+    return checkpoint
+
+
+def load_from_openmmlab(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's ``open-mmlab://`` loader, made safe: names resolved with
+    MMEngine's tables; URLs through :func:`load_from_http`, files under
+    ``$MMENGINE_HOME`` through :func:`load_checkpoint_file`."""
+    from mmengine.logging import print_log
+    from mmengine.runner import checkpoint as mme
+    prefix = ('open-mmlab://' if filename.startswith('open-mmlab://') else
+              'openmmlab://')
+    model_name = filename[len(prefix):]
+    deprecated = mme.get_deprecated_model_names()
+    if model_name in deprecated:
+        print_log(
+            f'{prefix}{model_name} is deprecated in favor of '
+            f'{prefix}{deprecated[model_name]}',
+            logger='current', level=30)
+        model_name = deprecated[model_name]
+    model_urls = mme.get_external_models()
+    if model_name not in model_urls:
+        raise KeyError(f'{quote(filename)}: no model {model_name!r} in '
+                       "MMEngine's open-mmlab table (mmengine/hub/"
+                       'openmmlab.json or $MMENGINE_HOME/open_mmlab.json).')
+    model_url = model_urls[model_name]
+    if model_url.startswith(('http://', 'https://')):
+        return load_from_http(model_url, map_location=map_location)
+    return load_checkpoint_file(
+        osp.join(mme._get_mmengine_home(), model_url), map_location)
+
+
+def load_from_ceph(filename: str,
+                   map_location: Any = None,
+                   backend: str = 'petrel') -> Any:
+    """MMEngine's ``s3://`` / ``petrel://`` loader, made safe."""
+    from mmengine.fileio import get_file_backend
+    file_backend = get_file_backend(
+        filename, backend_args={'backend': backend})
+    return load_checkpoint_file(
+        file_backend.get(filename), map_location, name=filename)
+
+
+def load_from_pavi(filename: str, map_location: Any = None) -> Any:
+    """MMEngine's ``pavi://`` loader, made safe."""
     try:
-        return torch.load(
-            filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not is_weights_only_refusal(err):
-            raise
-        raise UnsafeCheckpointError(refusal_message(filename, err)) from None
+        from pavi import modelcloud
+    except ImportError:
+        raise ImportError(
+            'Please install pavi to load checkpoint from modelcloud.') \
+            from None
+    model = modelcloud.get(filename[len('pavi://'):])
+    with TemporaryDirectory() as tmp_dir:
+        downloaded = osp.join(tmp_dir, model.name)
+        model.download(downloaded)
+        return load_checkpoint_file(downloaded, map_location, name=filename)
+
+
+# prefixes -> our loader, as MMEngine registers them.
+SCHEMES = (
+    ('', load_from_local),
+    (('http://', 'https://'), load_from_http),
+    (('open-mmlab://', 'openmmlab://'), load_from_openmmlab),
+    ([r'(\S+\:)?s3://', r'(\S+\:)?petrel://'], load_from_ceph),
+    ('pavi://', load_from_pavi),
+)
 
 
 def is_needed() -> bool:
-    return digit_version(torch.__version__) >= digit_version(
-        FIRST_TORCH_WITH_WEIGHTS_ONLY_DEFAULT)
+    """Whether this torch can scope an allowlist to one load (>= 2.5).
+    MMEngine 0.10.x loads URLs with ``weights_only=False`` on every torch,
+    so the fix is needed wherever it can work."""
+    return hasattr(torch.serialization, 'safe_globals')
 
 
 _APPLIED = False
 
 
 def apply() -> bool:
-    """Register :func:`safe_types` with torch and :func:`load_from_local`
-    as MMEngine's loader of local files (idempotent).
+    """Route MMEngine's loaders through ours (idempotent).
 
     Returns:
-        bool: True if the allowlist is active after the call.
+        bool: True if MMEngine's loaders are ours after the call.
     """
     global _APPLIED
     if _APPLIED:
         return True
     if not is_needed():
         return False
-    torch.serialization.add_safe_globals(safe_types())
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local, force=True)
+    from mmengine.runner import checkpoint as mme
+    from mmengine.utils import dl_utils
+    for prefixes, loader in SCHEMES:
+        mme.CheckpointLoader.register_scheme(
+            prefixes=prefixes, loader=loader, force=True)
+    # ``load_from_torchvision``, ``load_from_mmcls`` and MMEngine's own
+    # ``load_from_openmmlab`` look these names up in their module.
+    mme.load_from_http = load_from_http
+    mme.load_url = load_url
+    dl_utils.load_url = load_url
     _APPLIED = True
     return True

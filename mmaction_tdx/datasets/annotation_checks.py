@@ -20,9 +20,11 @@ datasets (label ``-1``); here it is an error unless
 ``allow_missing_labels=True``, because in training it silently becomes a
 wrong target. Blank lines are skipped.
 """
-from typing import Dict, List, Optional, Sequence, Union
+import os
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from mmengine.fileio import get_local_path
+from mmengine.fileio import exists, get_local_path
 
 # How many malformed lines an AnnotationError lists before "and N more".
 NUM_LINES_IN_ERROR = 20
@@ -168,6 +170,99 @@ def parse_rawframe_line(line: str, with_offset: bool = False,
     info['label'] = parse_labels(fields[1 + len(counts):], multi_class,
                                  num_classes, allow_missing_labels)
     return info
+
+
+# Where the data of each dataset of our configs comes from, keyed by a part
+# of its annotation path (configs/_base_/datasets/ and MMAction2's
+# tools/data/<name>/ layout).
+SYNTHETIC_MOTION_DIR = 'synthetic_motion'
+PREPARED_DATASETS = ('kinetics400', 'sthv1', 'sthv2', 'ucf101', 'hmdb51')
+
+
+def missing_data_hint(ann_file: str) -> str:
+    """How to get the data of a missing annotation file, as a sentence.
+
+    Args:
+        ann_file (str): The annotation list that does not exist.
+
+    Returns:
+        str: The command that generates the synthetic quick-start data, or
+        where MMAction2 documents preparing a public dataset, or (unknown
+        data) which config keys to check.
+    """
+    parts = ann_file.replace('\\', '/').split('/')
+    if SYNTHETIC_MOTION_DIR in parts:
+        root = '/'.join(parts[:parts.index(SYNTHETIC_MOTION_DIR) + 1])
+        return ('The quick-start data is generated, not downloaded: from '
+                'the repository root run `python '
+                f'tools/data/generate_synthetic_motion.py {root}`, or `make '
+                'demo`, which generates it and trains the quick-start '
+                'models. Data elsewhere: point `ann_file` and `data_prefix` '
+                'of the dataloaders at it with --cfg-options.')
+    text = ann_file.lower()
+    for name in PREPARED_DATASETS:
+        if name in text:
+            folder = 'kinetics' if name.startswith('kinetics') else name
+            return (f'Prepare {name} as MMAction2 does (its '
+                    f'tools/data/{folder}/README.md: download, extract, '
+                    'write the lists), or point `ann_file` and `data_prefix` '
+                    'of the dataloaders at your copy with --cfg-options.')
+    return ('Check `ann_file` (and `data_root`, `data_prefix`) in the '
+            'dataset config.')
+
+
+def missing_annotation_files(
+        cfg, loaders: Sequence[str]) -> List[Tuple[str, str]]:
+    """The annotation files of a config's dataloaders that do not exist.
+
+    Looks into dataset wrappers (``dataset``, ``datasets``) and joins
+    ``data_root`` as MMEngine's ``BaseDataset`` does.
+
+    Args:
+        cfg (Config | dict): A training/testing config.
+        loaders (Sequence[str]): Dataloader keys, e.g. ``'train_dataloader'``.
+
+    Returns:
+        list[tuple[str, str]]: ``(loader key, ann_file)`` of each missing
+        file.
+    """
+    missing = []
+
+    def visit(key: str, dataset) -> None:
+        if not isinstance(dataset, dict):
+            return
+        ann_file = dataset.get('ann_file')
+        if isinstance(ann_file, str) and ann_file:
+            data_root = dataset.get('data_root')
+            if data_root and not osp.isabs(ann_file):
+                ann_file = osp.join(data_root, ann_file)
+            if not exists(ann_file):
+                missing.append((key, ann_file))
+        visit(key, dataset.get('dataset'))
+        for inner in dataset.get('datasets') or []:
+            visit(key, inner)
+
+    for key in loaders:
+        loader = cfg.get(key)
+        if isinstance(loader, dict):
+            visit(key, loader.get('dataset'))
+    return missing
+
+
+def missing_data_message(missing: Sequence[Tuple[str, str]]) -> str:
+    """The error for :func:`missing_annotation_files`: the files, and how
+    to get the data (each distinct hint once)."""
+    lines = [
+        f'The data of this config is missing (cwd {os.getcwd()}); these '
+        'annotation files do not exist:'
+    ]
+    lines += [f'  {key}: {ann_file}' for key, ann_file in missing]
+    hints = []
+    for _, ann_file in missing:
+        hint = missing_data_hint(ann_file)
+        if hint not in hints:
+            hints.append(hint)
+    return '\n'.join(lines + hints)
 
 
 def check_label_options(multi_class: bool,

@@ -198,7 +198,8 @@ def too_many_broken_message(broken: 'OrderedDict[str, str]',
                             num_samples: int, max_fraction: float,
                             dataset: str, record_file: str,
                             ann_file: Optional[str] = None,
-                            data_prefix: Optional[str] = None) -> str:
+                            data_prefix: Optional[str] = None,
+                            check_options: str = '') -> str:
     """The text of the :class:`BrokenDataError` that stops a run.
 
     Args:
@@ -211,6 +212,8 @@ def too_many_broken_message(broken: 'OrderedDict[str, str]',
         ann_file (str, optional): The dataset's annotation file, for the
             suggested ``check_videos.py`` command.
         data_prefix (str, optional): The dataset's data prefix, likewise.
+        check_options (str): More options of that command (rawframe
+            lists: ``--rawframes --filename-tmpl ...``).
 
     Returns:
         str: Names the problem, the first paths with reasons, and the fixes.
@@ -230,10 +233,12 @@ def too_many_broken_message(broken: 'OrderedDict[str, str]',
         ann_file or 'ANN_FILE')
     if data_prefix:
         check_cmd += f' --data-prefix {data_prefix}'
+    check_cmd += check_options
     check_cmd += ' --out CLEAN_LIST'
     lines.append(
         f'To fix: remove them from the annotation list (`{check_cmd}` '
-        'writes a list without unreadable videos; train on CLEAN_LIST), or '
+        'writes a list without the unreadable entries; train on '
+        'CLEAN_LIST), or '
         'raise `max_broken_fraction` in the dataset config to accept more. '
         'If every sample fails with the same reason, the pipeline config '
         'is more likely wrong than the data.')

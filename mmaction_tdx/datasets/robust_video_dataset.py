@@ -8,13 +8,18 @@
   truncated, empty, missing or non-video file: decord, OpenCV and file
   system errors alike), the sample is recorded with its path and reason and
   another one is loaded instead: a random one in training (MMEngine's
-  refetch), the next index in val/test so results stay reproducible. Each
-  broken path is logged once per run, across dataloader workers and epochs,
-  through a shared :class:`~.broken_samples.BrokenSampleRecord` file. If the
-  distinct broken paths exceed ``max_broken_fraction`` of the dataset, a
+  refetch), the next index in val/test so results stay reproducible; there
+  the replacement is marked so that the metric leaves it out (see
+  ``BrokenSampleReportHook``) and says over how many of the listed videos
+  it was computed. Each broken path is logged once per run, across
+  dataloader workers and epochs, through a shared
+  :class:`~.broken_samples.BrokenSampleRecord` file. If the distinct broken
+  paths exceed ``max_broken_fraction`` of the dataset, a
   :class:`~.broken_samples.BrokenDataError` stops the run, naming the first
-  paths and the fixes. ``BrokenSampleReportHook``
-  (:mod:`mmaction_tdx.engine.hooks`) reports the count after every epoch.
+  paths and the fixes. ``MemoryError`` and ``KeyboardInterrupt`` are not
+  the sample's fault and propagate. A transform that returns None rejects a
+  sample (the stock way to skip one): it is replaced too, but not recorded
+  as broken.
 * **Malformed annotation lines fail at load** with file, line number, text
   and fix (:mod:`.annotation_checks`).
 
@@ -22,19 +27,23 @@ Videos shorter than a clip are not broken: sample them with
 ``SampleFrames(..., out_of_bound_opt='repeat_last')`` (TDN's rule: repeat the
 last frame).
 
-Example config::
+Every config of mmaction_tdx gets both by inheritance: the dataset bases
+(``configs/_base_/datasets/``) set the robust types and
+``configs/_base_/default_runtime.py`` adds the hook::
 
     train_dataloader = dict(
         dataset=dict(type='RobustVideoDataset', ann_file=..., pipeline=...,
                      max_broken_fraction=0.05))
-    custom_hooks = [dict(type='BrokenSampleReportHook')]
+    default_hooks = dict(
+        broken_sample_report=dict(type='BrokenSampleReportHook'))
 """
 import logging
+import os
 import os.path as osp
 import tempfile
 import uuid
 from collections import OrderedDict
-from typing import Any, Callable, List, Optional, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from mmaction.datasets import RawframeDataset, VideoDataset
 from mmaction.registry import DATASETS
@@ -43,6 +52,7 @@ from mmengine.logging import print_log
 
 from .annotation_checks import (
     check_label_options,
+    missing_data_hint,
     parse_annotation_file,
     parse_rawframe_line,
     parse_video_line,
@@ -54,6 +64,10 @@ from .broken_samples import (
     fraction_exceeded,
     too_many_broken_message,
 )
+
+# Metainfo key of a val/test sample that stands in for a broken one: the
+# broken sample's dict(index, path, reason).
+LEFT_OUT_KEY = 'replaces_left_out_sample'
 
 
 class BrokenSampleSkipMixin:
@@ -68,6 +82,8 @@ class BrokenSampleSkipMixin:
     path_key = 'filename'
     # The data_prefix key of the dataset, for the fix suggested in errors.
     prefix_key = 'video'
+    # Whether this process said that replacements cannot be marked.
+    _warned_unmarkable = False
 
     def _init_broken_sample_skip(self, max_broken_fraction: float,
                                  broken_record_file: Optional[str]) -> None:
@@ -97,55 +113,96 @@ class BrokenSampleSkipMixin:
         self.broken_record_file_is_default = False
 
     def prepare_data(self, idx: int) -> Any:
-        """Run the pipeline on sample ``idx``; None if the sample is broken.
+        """Run the pipeline on sample ``idx``; None if the sample is broken
+        or a transform rejected it (MMEngine's contract)."""
+        return self._load(idx)[0]
+
+    def _load(self, idx: int) -> Tuple[Any, Optional[dict]]:
+        """Run the pipeline on sample ``idx``.
 
         Same as ``Compose.__call__`` but catches what a transform raises, so
         that the reason can name the transform.
+
+        Returns:
+            tuple: ``(data, None)`` if the sample loaded, else ``(None,
+            failure)`` with ``failure = dict(index, path, reason)``. A
+            broken sample (a transform raised) is recorded as such; a sample
+            a transform rejected (returned None, the stock way to skip one)
+            is not: its file is fine.
         """
         data = self.get_data_info(idx)
         path = data.get(self.path_key)
         for transform in self.pipeline.transforms:
+            step = getattr(transform, '__name__', type(transform).__name__)
             try:
                 data = transform(data)
             except MemoryError:  # the machine's problem, not the sample's
                 raise
-            except Exception as exc:
-                step = getattr(transform, '__name__', type(transform).__name__)
-                self._on_broken_sample(path, describe_failure(path, exc, step))
-                return None
-            if data is None:  # a transform may reject a sample (stock rule)
-                return None
-        return data
+            except Exception as exc:  # KeyboardInterrupt is not one
+                reason = describe_failure(path, exc, step)
+                self._on_broken_sample(path, reason)
+                return None, dict(index=idx, path=str(path), reason=reason)
+            if data is None:
+                return None, dict(
+                    index=idx,
+                    path=str(path),
+                    reason=f'rejected by {step} (returned None)')
+        return data, None
 
     def __getitem__(self, idx: int) -> Any:
         """Load sample ``idx``, or a replacement if it is broken.
 
-        Training replaces with a random sample (as MMEngine does); val and
-        test with the next index, so that results are reproducible (MMEngine
-        would raise in test mode).
+        Training replaces with a random sample (as MMEngine does). Val and
+        test replace with the next index, so that results are reproducible
+        (MMEngine would raise in test mode), and mark the replacement with
+        ``LEFT_OUT_KEY`` in its data sample's metainfo: the metric wrapper
+        of ``BrokenSampleReportHook`` leaves it out of the metric instead
+        of counting the next sample twice.
         """
         if not self._fully_initialized:
             self.full_init()
+        first_failure = None
         for _ in range(self.max_refetch + 1):
-            data = self.prepare_data(idx)
-            if data is not None:
+            data, failure = self._load(idx)
+            if failure is None:
+                if self.test_mode and first_failure is not None:
+                    self._mark_as_replacement(data, first_failure)
                 return data
+            first_failure = first_failure or failure
             idx = (idx + 1) % len(self) if self.test_mode else \
                 self._rand_another()
         raise BrokenDataError(
             f'{self.max_refetch + 1} samples in a row of {self._describe()} '
-            f'could not be loaded; see {self.broken_sample_record.file}. '
-            'Run tools/analysis/check_videos.py on the annotation file, or '
+            f'could not be loaded, the first {first_failure["path"]} '
+            f'({first_failure["reason"]}); broken ones are listed in '
+            f'{self.broken_sample_record.file}. Run '
+            'tools/analysis/check_videos.py on the annotation file, or '
             'check the pipeline config.')
+
+    def _mark_as_replacement(self, data: Any, failure: dict) -> None:
+        samples = data.get('data_samples') if isinstance(data, dict) \
+            else None
+        if hasattr(samples, 'set_metainfo'):
+            samples.set_metainfo({LEFT_OUT_KEY: failure})
+        elif not self._warned_unmarkable:
+            self._warned_unmarkable = True
+            print_log(
+                f'{self._describe()}: the pipeline does not end in '
+                'PackActionInputs, so a replacement for a broken sample '
+                'cannot be marked and is evaluated in its place (the next '
+                'sample counts twice in the metric).',
+                logger='current',
+                level=logging.WARNING)
 
     def _on_broken_sample(self, path: Optional[str], reason: str) -> None:
         record = self.broken_sample_record
         if not record.add(str(path), reason):
             return  # logged already, by this or another process
+        fate = 'it is left out of the metrics (BrokenSampleReportHook)' \
+            if self.test_mode else 'another sample replaces it'
         print_log(
-            f'Skipped broken sample {path} ({reason}); another sample '
-            'replaces it. Each broken sample is logged once; all are '
-            f'listed in {record.file}',
+            f'Skipped broken sample {path} ({reason}); {fate}. Each broken '
+            f'sample is logged once; all are listed in {record.file}',
             logger='current',
             level=logging.WARNING)
         error = self.broken_fraction_error()
@@ -173,7 +230,12 @@ class BrokenSampleSkipMixin:
                 dataset=self._describe(),
                 record_file=self.broken_sample_record.file,
                 ann_file=self.ann_file,
-                data_prefix=(self.data_prefix or {}).get(self.prefix_key)))
+                data_prefix=(self.data_prefix or {}).get(self.prefix_key),
+                check_options=self._check_videos_options()))
+
+    def _check_videos_options(self) -> str:
+        """Options of ``tools/analysis/check_videos.py`` for this list."""
+        return ''
 
     @property
     def broken_samples(self) -> 'OrderedDict[str, str]':
@@ -186,9 +248,9 @@ class BrokenSampleSkipMixin:
 
 def _check_ann_file_exists(ann_file: str) -> None:
     if not exists(ann_file):
-        raise FileNotFoundError(
-            f'annotation file {ann_file} not found; check ann_file (and '
-            'data_root) in the dataset config')
+        raise FileNotFoundError(f'annotation file {ann_file} not found '
+                                f'(cwd {os.getcwd()}). '
+                                f'{missing_data_hint(ann_file)}')
 
 
 @DATASETS.register_module()
@@ -262,6 +324,12 @@ class RobustRawframeDataset(BrokenSampleSkipMixin, RawframeDataset):
 
     path_key = 'frame_dir'
     prefix_key = 'img'
+
+    def _check_videos_options(self) -> str:
+        options = f" --rawframes --filename-tmpl '{self.filename_tmpl}'"
+        if self.start_index != 1:
+            options += f' --start-index {self.start_index}'
+        return options + (' --with-offset' if self.with_offset else '')
 
     def __init__(self,
                  ann_file: str,

@@ -13,6 +13,7 @@ from mmaction_tdx.compat import (
     importlib_metadata_shim,
     mmaction_drn,
     resnet_train,
+    resnet_tsm_scratch,
     torch_load,
 )
 
@@ -164,3 +165,82 @@ def test_resnet_tsm_with_checkpoint_still_uses_upstream_loader(
 def test_config_scope_fix_is_registered():
     from mmengine.config.utils import MODULE2PACKAGE
     assert MODULE2PACKAGE['mmaction_tdx'] == 'mmaction_tdx'
+
+
+# Independent statements of upstream's methods for the source checks: the
+# defective mmaction2 1.2.0 shapes and plausible fixed ones.
+class _Upstream:
+
+    def train_1_2_0(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                m.eval()
+
+    def train_fixed(self, mode=True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def train_nested_return_only(self, mode=True):
+        def helper():
+            return 1
+        super().train(mode)
+
+    def init_weights_1_2_0(self):
+        if self.pretrained2d:
+            logger = object()
+            self.load_original_weights(logger)
+        else:
+            if self.pretrained:
+                self.init_cfg = dict(type='Pretrained')
+            super().init_weights()
+
+    def init_weights_fixed_condition(self):
+        if self.pretrained2d and self.pretrained:
+            self.load_original_weights(None)
+        else:
+            super().init_weights()
+
+    def init_weights_fixed_inside(self):
+        if self.pretrained2d:
+            if self.pretrained is None:
+                return super().init_weights()
+            self.load_original_weights(None)
+
+
+def test_resnet_train_need_is_read_from_the_source():
+    assert not resnet_train.returns_a_value(_Upstream.train_1_2_0)
+    assert resnet_train.returns_a_value(_Upstream.train_fixed)
+    # A nested function's return is not the method's.
+    assert not resnet_train.returns_a_value(_Upstream.train_nested_return_only)
+    # The installed upstream (the wrapper unwraps to it) is 1.2.0's.
+    from mmaction.models.backbones.resnet import ResNet
+    assert not resnet_train.returns_a_value(ResNet.train)
+
+
+def test_resnet_tsm_need_is_read_from_the_source():
+    check = resnet_tsm_scratch.loads_without_checking_pretrained
+    assert check(_Upstream.init_weights_1_2_0)
+    assert not check(_Upstream.init_weights_fixed_condition)
+    assert not check(_Upstream.init_weights_fixed_inside)
+    from mmaction.models.backbones.resnet_tsm import ResNetTSM
+    assert check(ResNetTSM.init_weights)
+
+
+def test_no_model_is_built_at_import(python_runner):
+    """Deciding the fixes reads upstream's source; it builds no network."""
+    result = python_runner('''
+    import torch.nn
+    built = []
+    upstream_init = torch.nn.Module.__init__
+    def counting_init(self, *args, **kwargs):
+        built.append(type(self).__name__)
+        upstream_init(self, *args, **kwargs)
+    torch.nn.Module.__init__ = counting_init
+    import mmaction_tdx
+    print(len(built), sorted(set(built))[:5])
+    ''')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == '0', result.stdout

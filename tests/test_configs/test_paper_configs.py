@@ -11,12 +11,13 @@ from collections import Counter
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool
 from mmengine.config import Config
 
 from mmaction_tdx.datasets import STHV1_FLIP_LABEL_MAP, STHV2_FLIP_LABEL_MAP
 from mmaction_tdx.engine.hooks.sampling_check_hook import sampling_problems
-from mmaction_tdx.utils import paper_table as pt
+
+pt = load_tool('tools/analysis/paper_table.py')
 
 CONFIGS = sorted(
     osp.relpath(path, REPO_ROOT) for method in ('tdn', 'tdrl')
@@ -131,6 +132,8 @@ def test_weights_are_the_release_checkpoints(entries):
                            (50, '8xb8-5x1x16-60e_sthv1-rgb'),
                            (50, '8xb8-5x1x8-60e_sthv2-rgb'),
                            (50, '8xb8-5x1x16-60e_sthv2-rgb'),
+                           (101, '8xb8-5x1x8-60e_sthv2-rgb'),
+                           (101, '8xb8-5x1x16-60e_sthv2-rgb'),
                            (50, '8xb16-5x1x8-100e_kinetics400-rgb'),
                            (50, '8xb16-5x1x16-100e_kinetics400-rgb'),
                            (101, '8xb16-5x1x8-100e_kinetics400-rgb'),
@@ -138,14 +141,16 @@ def test_weights_are_the_release_checkpoints(entries):
     }
     for entry in entries:
         if 'Weights' in entry:
+            # The R101 SthV2 ones: the release README's V2 table.
             assert entry['Weights'].startswith(
-                'https://drive.google.com/drive/folders/')
+                ('https://drive.google.com/drive/folders/',
+                 'https://github.com/MCG-NJU/TDN#something-something-v2'))
             command = entry['Weights Conversion']
             assert command.startswith('python tools/convert/tdn_official.py')
             order = re.search(r'_(sthv[12])-rgb', entry['Config'])
             if order:
                 assert command.endswith(f'--label-order {order.group(1)}')
-            else:  # Kinetics-400: reordered to MMAction2's labels by default
+            else:  # Kinetics-400: the release's order is MMAction2's
                 assert '--label-order' not in command
 
 
@@ -215,11 +220,10 @@ def test_schedules_follow_the_papers(configs):
         clip_grad = cfg.optim_wrapper.get('clip_grad')
         assert (clip_grad and clip_grad.max_norm) == clip, path
         if method == 'tdn':
-            # The release's parameter groups; 5x lr for a new classifier.
-            assert cfg.optim_wrapper.constructor == \
-                'TSMOptimWrapperConstructor'
-            assert cfg.optim_wrapper.paramwise_cfg.fc_lr5 == (
-                kind == 'finetune')
+            # The release: one lr and one decay for every parameter
+            # (tests/test_configs/test_tdn_release_recipe.py).
+            assert 'constructor' not in cfg.optim_wrapper, path
+            assert 'paramwise_cfg' not in cfg.optim_wrapper, path
 
 
 def test_pipelines_sample_what_the_models_read(configs):
@@ -304,9 +308,10 @@ def test_finetuning_loads_a_kinetics_tdn_with_a_new_head(configs):
 
 
 def test_finetuning_optimizer_covers_every_parameter(configs):
-    """TSMOptimWrapperConstructor (release: fc_lr5) must put every weight of
-    TDN in a group, the new classifier at 5x lr (bias 10x)."""
-    from mmaction.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+    """Every weight of TDN in the optimizer, all at the schedule's lr and
+    decay (the release's main.py applies no per-group multipliers)."""
+    from mmaction.registry import MODELS
+    from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
 
     import mmaction_tdx  # noqa: F401
@@ -314,16 +319,8 @@ def test_finetuning_optimizer_covers_every_parameter(configs):
     cfg = configs['configs/tdn/tdn_kinetics400-pretrained-r50_8xb8-5x1x16-'
                   '25e_ucf101-split1-rgb.py']
     model = MODELS.build(cfg.model)
-    wrapper_cfg = cfg.optim_wrapper.to_dict()
-    constructor = OPTIM_WRAPPER_CONSTRUCTORS.build(
-        dict(type=wrapper_cfg.pop('constructor'),
-             optim_wrapper_cfg=wrapper_cfg,
-             paramwise_cfg=wrapper_cfg.pop('paramwise_cfg')))
-    groups = constructor(model).optimizer.param_groups
+    groups = build_optim_wrapper(
+        model, cfg.optim_wrapper.to_dict()).optimizer.param_groups
     grouped = [id(p) for group in groups for p in group['params']]
     assert sorted(grouped) == sorted(id(p) for p in model.parameters())
-    lr_of = {id(p): group['lr'] for group in groups for p in group['params']}
-    fc = model.cls_head.fc_cls
-    assert lr_of[id(fc.weight)] == pytest.approx(0.005)
-    assert lr_of[id(fc.bias)] == pytest.approx(0.01)
-    assert lr_of[id(model.backbone.conv1.conv.weight)] == pytest.approx(0.001)
+    assert {(g['lr'], g['weight_decay']) for g in groups} == {(0.001, 5e-4)}

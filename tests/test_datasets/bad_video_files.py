@@ -40,8 +40,11 @@ def write_video(path: str, num_frames: int, size: Tuple[int, int] = (32, 24),
 
 
 def make_bad_video_set(root: str, num_good: int = 4,
-                       good_frames: int = 16) -> Dict[str, List[str]]:
-    """Fill ``root`` with good, broken and short videos.
+                       good_frames: int = 16,
+                       size: Tuple[int, int] = (32, 24)
+                       ) -> Dict[str, List[str]]:
+    """Fill ``root`` with good, broken and short videos (good and short of
+    ``size``, width x height).
 
     Returns:
         dict: ``good``, ``broken`` and ``short`` file names (relative to
@@ -50,7 +53,8 @@ def make_bad_video_set(root: str, num_good: int = 4,
     good = []
     for i in range(num_good):
         good.append(f'good_{i}.mp4')
-        write_video(osp.join(root, good[-1]), good_frames, value=20 * i)
+        write_video(osp.join(root, good[-1]), good_frames, size=size,
+                    value=20 * i)
     with open(REAL_VIDEO, 'rb') as f:
         real = f.read()
     with open(osp.join(root, 'truncated.mp4'), 'wb') as f:
@@ -58,7 +62,7 @@ def make_bad_video_set(root: str, num_good: int = 4,
     open(osp.join(root, 'empty.mp4'), 'wb').close()
     with open(osp.join(root, 'not_a_video.mp4'), 'w') as f:
         f.write('this is not a video\n')
-    write_video(osp.join(root, SHORT), 3, value=100)
+    write_video(osp.join(root, SHORT), 3, size=size, value=100)
     return dict(good=good, broken=list(BROKEN), short=[SHORT])
 
 

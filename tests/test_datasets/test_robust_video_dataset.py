@@ -33,6 +33,7 @@ from mmaction_tdx.datasets import (
     RobustVideoDataset,
 )
 from mmaction_tdx.datasets.broken_samples import fraction_exceeded
+from mmaction_tdx.datasets.robust_video_dataset import LEFT_OUT_KEY
 
 CLIP_SHAPE = (40, 3, 16, 16)  # 8 clips x 5 frames, NCHW
 
@@ -212,6 +213,102 @@ def test_test_mode_replaces_with_the_next_sample_deterministically(videos):
         expected['data_samples'].gt_label
     assert (replaced['inputs'] == expected['inputs']).all()
     assert len(dataset.broken_samples) == len(BROKEN)
+    # The stand-in is marked, so that the metric leaves it out.
+    mark = replaced['data_samples'].metainfo[LEFT_OUT_KEY]
+    assert mark['index'] == first_broken
+    assert mark['path'] == osp.join(videos['root'], 'truncated.mp4')
+    assert mark['reason'].startswith('not a decodable video')
+    assert LEFT_OUT_KEY not in expected['data_samples'].metainfo
+
+
+class Raise:
+    """A pipeline step that raises ``exc`` for every sample, counting its
+    calls."""
+
+    def __init__(self, exc):
+        self.exc, self.calls = exc, 0
+
+    def __call__(self, results):
+        self.calls += 1
+        raise self.exc
+
+
+class RejectFile:
+    """A pipeline step that rejects one file (returns None, the stock way
+    to skip a sample) and passes the others on."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, results):
+        return None if osp.basename(results['filename']) == self.name \
+            else results
+
+
+def build_with_steps(videos, steps, **options):
+    options.setdefault('broken_record_file', videos['record'])
+    return RobustVideoDataset(
+        ann_file=videos['ann'],
+        data_prefix=dict(video=videos['root']),
+        pipeline=steps,
+        **options)
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_refetch_limit_raises_after_exactly_max_refetch_plus_one_tries(
+        videos, test_mode):
+    step = Raise(RuntimeError('cannot decode'))
+    dataset = build_with_steps(
+        videos, [step],
+        max_refetch=3,
+        max_broken_fraction=1.0,
+        test_mode=test_mode)
+
+    with pytest.raises(BrokenDataError, match='4 samples in a row'):
+        dataset[0]
+
+    assert step.calls == 4  # the sample itself and 3 replacements
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_a_rejected_sample_is_replaced_but_not_recorded_as_broken(
+        videos, log_file, test_mode):
+    # Only good videos, so that a random replacement is never broken.
+    videos = dict(videos, order=videos['good'])
+    videos['ann'] = write_video_list(
+        osp.join(osp.dirname(videos['ann']), 'good.txt'), videos['order'])
+    rejected = videos['good'][0]
+    steps = [RejectFile(rejected)] + clip_pipeline(test_mode=test_mode)
+    dataset = build_with_steps(
+        videos, steps, max_broken_fraction=0.0, test_mode=test_mode)
+    index = videos['order'].index(rejected)
+
+    data = dataset[index]
+
+    assert tuple(data['inputs'].shape) == CLIP_SHAPE
+    assert dataset.broken_samples == {}
+    assert not osp.exists(videos['record'])
+    assert not log_lines_naming(log_file, osp.join(videos['root'], rejected))
+    if test_mode:  # the next line stands in, marked as left out
+        assert int(data['data_samples'].gt_label) == \
+            videos['order'].index(videos['good'][1]) % 2
+        mark = data['data_samples'].metainfo[LEFT_OUT_KEY]
+        assert mark['index'] == index
+        assert mark['reason'] == 'rejected by RejectFile (returned None)'
+
+
+@pytest.mark.parametrize('exc', [MemoryError, KeyboardInterrupt])
+def test_memory_error_and_interrupt_propagate_and_are_not_counted(
+        videos, exc):
+    step = Raise(exc())
+    dataset = build_with_steps(videos, [step], max_broken_fraction=1.0)
+
+    with pytest.raises(exc):
+        dataset[0]
+
+    assert step.calls == 1
+    assert dataset.broken_samples == {}
+    assert not osp.exists(videos['record'])
 
 
 def write_frames(frame_dir, num_frames):
@@ -250,6 +347,17 @@ def test_rawframe_dataset_skips_missing_dirs_and_frames(tmp_path, log_file):
     assert broken[str(tmp_path / 'missing')].startswith('not found')
     assert broken[str(tmp_path / 'holes')].startswith(
         'RawFrameDecode raised FileNotFoundError')
+    # Marked as stand-ins: the metric leaves both broken ones out.
+    marks = [
+        dataset[i]['data_samples'].metainfo.get(LEFT_OUT_KEY, {}).get('path')
+        for i in range(3)
+    ]
+    assert marks == [None, str(tmp_path / 'missing'), str(tmp_path / 'holes')]
+    # Over the limit, the fix names the rawframe options of check_videos.
+    dataset.max_broken_fraction = 0.5
+    message = str(dataset.broken_fraction_error())
+    assert (f'check_videos.py {ann} --data-prefix {tmp_path} --rawframes '
+            "--filename-tmpl 'img_{:05}.jpg' --out CLEAN_LIST") in message
 
 
 def _add_many(file, path, times):
@@ -285,3 +393,23 @@ def test_record_recovers_from_a_torn_line(tmp_path):
     assert fresh.num_events == 3
     lines = file.read_text().splitlines()
     assert json.loads(lines[-1])['reason'] == 'again'
+
+
+@pytest.mark.parametrize('ann_file,hint', [
+    ('data/synthetic_motion/train_list.txt',
+     'run `python tools/data/generate_synthetic_motion.py '
+     'data/synthetic_motion`, or `make demo`'),
+    ('data/kinetics400/kinetics400_train_list_videos.txt',
+     'Prepare kinetics400 as MMAction2 does (its '
+     'tools/data/kinetics/README.md'),
+    ('lists/mine.txt', 'Check `ann_file` (and `data_root`, `data_prefix`)'),
+])
+def test_a_missing_list_says_how_to_get_the_data(tmp_path, ann_file, hint):
+    with pytest.raises(FileNotFoundError) as error:
+        RobustVideoDataset(
+            ann_file=str(tmp_path / ann_file), pipeline=[])
+    assert str(error.value).startswith(
+        f'annotation file {tmp_path / ann_file} not found')
+    assert hint.replace('data/synthetic_motion`',
+                        f'{tmp_path}/data/synthetic_motion`') in \
+        str(error.value)

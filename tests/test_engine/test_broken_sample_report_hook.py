@@ -12,18 +12,22 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from mmengine import load
 from mmengine.dataset import ConcatDataset, RepeatDataset
-from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.evaluator import BaseMetric, DumpResults, Evaluator
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 
 from mmaction_tdx.datasets import BrokenDataError, BrokenSampleRecord
+from mmaction_tdx.datasets.robust_video_dataset import LEFT_OUT_KEY
 
 # Until the package imports mmaction_tdx.engine itself:
 from mmaction_tdx.engine.hooks import BrokenSampleReportHook
 from mmaction_tdx.engine.hooks.broken_sample_report_hook import (
+    LeaveOutBrokenSamples,
     find_broken_sample_datasets,
+    wrap_metrics,
 )
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_datasets'))
@@ -55,13 +59,13 @@ class TinyRecognizer(BaseModel):
 
 
 class CountSamples(BaseMetric):
-    """Counts the samples evaluated (replacements included)."""
+    """Counts the samples evaluated and lists their labels."""
 
     def process(self, data_batch, data_samples):
-        self.results.extend(sample['gt_label'] for sample in data_samples)
+        self.results.extend(int(sample['gt_label']) for sample in data_samples)
 
     def compute_metrics(self, results):
-        return dict(num_samples=len(results))
+        return dict(num_samples=len(results), labels=sorted(results))
 
 
 @pytest.fixture
@@ -132,22 +136,36 @@ def test_runner_trains_validates_and_tests_through_broken_videos(
         r'val \(epoch 2, iter 10\)', r'test'
     ]
     reports = re.findall(
-        r'Broken samples, (.*): (\d+) failed loads, each replaced by another '
-        r'sample; 4 distinct broken of 10 so far \(40.0%, limit 50.0%\)',
-        log)
-    assert [title for title, _ in reports] == [
+        r'Broken samples, (.*): (\d+) failed loads, (each replaced by another '
+        r'sample|left out of the metrics); 4 distinct broken of 10 so far '
+        r'\(40.0%, limit 50.0%\)', log)
+    assert [title for title, _, _ in reports] == [
         re.sub(r'\\', '', title) for title in titles
     ]
-    for title, hits in reports:
+    for title, hits, what in reports:
         # Train: each broken index once (more if a random replacement is
         # broken too). Val/test: the 4 consecutive broken lines fail
         # 4 + 3 + 2 + 1 times (each tries the next index).
         if title.startswith('train'):
             assert int(hits) >= len(BROKEN), title
+            assert what == 'each replaced by another sample'
         else:
             assert int(hits) == 10, title
-    # Val/test replace with the next sample, so all 10 are evaluated.
-    assert metrics['num_samples'] == 10
+            assert what == 'left out of the metrics'
+    # Val/test leave the 4 broken videos out: the 5 good ones and the short
+    # one are evaluated, once each (labels cycle 0, 1 over the 10 lines;
+    # counting the replacements would add four 1s of the short video).
+    assert metrics['num_samples'] == 6
+    assert metrics['labels'] == [0, 0, 0, 1, 1, 1]
+    left_out = re.findall(
+        r'(.*): CountSamples over 6 of 10 listed videos; 4 left out: (.*)',
+        log)
+    assert [title.split(' - ')[-1] for title, _ in left_out] == [
+        re.sub(r'\\', '', title) for title in titles
+        if not title.startswith('train')
+    ]
+    for name in BROKEN:
+        assert osp.join(videos['root'], name) + ' (' in left_out[-1][1], name
     # Each broken path is logged once per dataset (train, val, test), over
     # all epochs and workers; the short video is fine.
     for name in BROKEN:
@@ -220,3 +238,29 @@ def test_hook_finds_datasets_inside_wrappers(tmp_path, videos):
     assert find_broken_sample_datasets(repeated) == [dataset]
     assert find_broken_sample_datasets(concatenated) == [dataset, dataset]
     assert find_broken_sample_datasets([1, 2]) == []
+
+
+def test_metrics_are_wrapped_once_and_dumps_keep_every_video(tmp_path):
+    count = CountSamples()
+    dump = DumpResults(out_file_path=str(tmp_path / 'dump.pkl'))
+    evaluator = Evaluator([count, dump])
+
+    wrap_metrics(evaluator, 'test')
+    wrap_metrics(evaluator, 'test')  # every epoch: no wrapper of a wrapper
+
+    wrapper, same_dump = evaluator.metrics
+    assert isinstance(wrapper, LeaveOutBrokenSamples)
+    assert wrapper.metric is count and same_dump is dump
+    mark = dict(index=1, path='b.mp4', reason='not found')
+    evaluator.process([
+        dict(gt_label=0), dict(gt_label=1, **{LEFT_OUT_KEY: mark}),
+        dict(gt_label=1)
+    ])
+    metrics = evaluator.evaluate(3)
+    assert metrics['num_samples'] == 2  # the stand-in for b.mp4 left out
+    assert metrics['labels'] == [0, 1]
+    # The dump has all three, the stand-in marked.
+    dumped = load(str(tmp_path / 'dump.pkl'))
+    assert [sample.get(LEFT_OUT_KEY) for sample in dumped] == [
+        None, mark, None
+    ]

@@ -1,21 +1,31 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""tools/analysis/check_videos.py finds unreadable and short videos and
-writes a cleaned list."""
+"""tools/analysis/check_videos.py finds unreadable and short videos (and
+frame folders of rawframe lists), gives each file a time limit, and writes
+a cleaned list."""
 # mmaction_tdx first: its compat fixes make `mmaction.datasets` importable.
 import mmaction_tdx  # noqa: F401  # isort: skip
 import importlib.util
+import os
 import os.path as osp
+import signal
 import subprocess
 import sys
+import time
 
+import cv2
+import numpy as np
 import pytest
 
+from mmaction_tdx.datasets import AnnotationError
 from mmaction_tdx.datasets.video_checks import (
     OK,
     TOO_SHORT,
     UNREADABLE,
+    WorkerFailure,
+    check_rawframe_list,
     check_video,
     check_video_list,
+    map_with_time_limit,
 )
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_datasets'))
@@ -148,3 +158,157 @@ def test_cli_runs_as_a_script(videos):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == \
         'checked 8, unreadable 4, too short 0, kept 4'
+
+
+def test_a_hanging_file_times_out_and_the_others_are_checked(
+        videos, tmp_path):
+    """A named pipe makes the decoder wait forever for data (as a stalled
+    network mount does); its check is stopped after the time limit."""
+    os.mkfifo(tmp_path / 'hangs.mp4')
+    ann = write_video_list(
+        str(tmp_path / 'list.txt'),
+        [osp.join(videos['root'], 'good_0.mp4'), 'hangs.mp4',
+         osp.join(videos['root'], 'good_1.mp4'),
+         osp.join(videos['root'], 'empty.mp4')])
+
+    report = check_video_list(
+        ann, data_prefix=str(tmp_path), nproc=2, timeout=1)
+
+    assert report.summary() == \
+        'checked 4, unreadable 2, too short 0, kept 2'
+    (_, hung), (_, empty) = report.problems
+    assert hung.path == str(tmp_path / 'hangs.mp4')
+    assert hung.reason.startswith(
+        'timed out: checking took more than 1 s (the decoder hangs on it')
+    assert empty.reason == 'empty file (0 bytes)'
+
+
+def sleep_or_crash(seconds):
+    """Sleep; a negative time kills the process as a segfaulting decoder
+    does."""
+    if seconds < 0:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_map_with_time_limit_keeps_task_order_and_replaces_workers():
+    tasks = [0.0, 30.0, 0.0, -1, 0.0, 30.0, 0.0, 'x']  # seconds to sleep
+    outcomes = map_with_time_limit(
+        sleep_or_crash, tasks, nproc=2, timeout=1)
+    assert outcomes[7].reason.startswith('checking raised TypeError')
+    for index in (1, 5):
+        assert isinstance(outcomes[index], WorkerFailure)
+        assert outcomes[index].reason.startswith(
+            'timed out: checking took more than 1 s')
+    assert outcomes[3] == WorkerFailure(
+        'the checking process died (exit code -11), e.g. the decoder '
+        'crashed on this file')
+    # The others ran in worker processes, replaced ones included.
+    pids = [outcomes[i] for i in (0, 2, 4, 6)]
+    assert all(isinstance(pid, int) and pid != os.getpid() for pid in pids)
+    assert len(set(pids)) >= 2
+
+
+def write_frames(frame_dir, num_frames, tmpl='img_{:05}.jpg', skip=()):
+    os.makedirs(frame_dir)
+    for i in range(1, num_frames + 1):
+        if i not in skip:
+            cv2.imwrite(
+                osp.join(frame_dir, tmpl.format(i)),
+                np.full((12, 16, 3), 10 * i, np.uint8))
+
+
+@pytest.fixture(scope='module')
+def rawframes(tmp_path_factory):
+    """Frame folders: 2 good, 1 short, 1 missing, 1 with a missing frame,
+    1 with a frame that is not an image, 1 with an empty frame, 1 whose
+    frame is a named pipe (hangs)."""
+    root = tmp_path_factory.mktemp('rawframes')
+    write_frames(str(root / 'good_a'), 8)
+    write_frames(str(root / 'good_b'), 6)
+    write_frames(str(root / 'short'), 2)
+    write_frames(str(root / 'hole'), 8, skip=(5, ))
+    write_frames(str(root / 'not_image'), 8)
+    (root / 'not_image' / 'img_00008.jpg').write_text('not an image\n')
+    write_frames(str(root / 'empty_frame'), 8)
+    (root / 'empty_frame' / 'img_00001.jpg').write_bytes(b'')
+    write_frames(str(root / 'hangs'), 8, skip=(5, ))
+    os.mkfifo(root / 'hangs' / 'img_00005.jpg')  # the middle frame
+    lines = ['good_a 8 0', 'hole 8 1', 'short 2 0', 'missing 8 1',
+             'not_image 8 0', '', 'good_b 6 1', 'empty_frame 8 0',
+             'hangs 8 1']
+    ann = root / 'list.txt'
+    ann.write_text('\n'.join(lines) + '\n')
+    return dict(root=str(root), ann=str(ann), lines=lines)
+
+
+@pytest.mark.parametrize('nproc', [1, 2])
+def test_rawframe_list_finds_missing_bad_and_hanging_frames(
+        rawframes, tmp_path, nproc):
+    out = str(tmp_path / 'clean.txt')
+
+    report = check_rawframe_list(
+        rawframes['ann'], data_prefix=rawframes['root'], min_frames=4,
+        nproc=nproc, timeout=1, out=out)
+
+    assert report.summary() == (
+        f'checked 8, unreadable 5, too short 1, kept 2 -> {out}')
+    reasons = {
+        osp.basename(check.path): (lineno, check.status, check.reason)
+        for lineno, check in report.checks
+    }
+    root = rawframes['root']
+    assert reasons['good_a'] == (1, OK, '')
+    assert reasons['good_b'] == (7, OK, '')
+    assert reasons['hole'] == (2, UNREADABLE, (
+        '1 of 8 listed frames missing (first: img_00005.jpg); re-extract '
+        'the frames, or fix total_frames in the list (or filename_tmpl / '
+        'start_index)'))
+    assert reasons['short'] == (3, TOO_SHORT,
+                                '2 frames, fewer than min_frames=4')
+    assert reasons['missing'] == (4, UNREADABLE, 'not found')
+    assert reasons['not_image'] == (
+        5, UNREADABLE, 'frame img_00008.jpg: cannot be decoded')
+    assert reasons['empty_frame'] == (
+        8, UNREADABLE, 'frame img_00001.jpg: empty file (0 bytes)')
+    assert reasons['hangs'][:2] == (9, UNREADABLE)
+    assert reasons['hangs'][2].startswith('timed out')
+    assert report.checks[0][1].path == osp.join(root, 'good_a')
+    with open(out) as f:
+        assert f.read().splitlines() == ['good_a 8 0', 'good_b 6 1']
+
+
+def test_rawframe_list_uses_the_dataset_frame_options(tmp_path):
+    # Something-Something V1 layout: 00001.jpg ..., and an offset column.
+    write_frames(str(tmp_path / 'v1'), 6, tmpl='{:05}.jpg')
+    ann = tmp_path / 'list.txt'
+    ann.write_text('v1 2 4 3\nv1 3 4 3\n')  # frames 3..6 exist, 4..7 not
+
+    report = check_rawframe_list(
+        str(ann), data_prefix=str(tmp_path), filename_tmpl='{:05}.jpg',
+        with_offset=True)
+
+    assert [check.status for _, check in report.checks] == [OK, UNREADABLE]
+    assert 'first: 00007.jpg' in report.checks[1][1].reason
+
+
+def test_rawframe_list_with_malformed_lines_says_which(tmp_path):
+    ann = tmp_path / 'list.txt'
+    ann.write_text('a 8 0\nb eight 1\n')
+    with pytest.raises(AnnotationError, match=r'list.txt:2: total_frames'):
+        check_rawframe_list(str(ann), data_prefix=str(tmp_path))
+
+
+def test_cli_checks_rawframe_lists(rawframes, capsys):
+    code = load_tool().main([
+        rawframes['ann'], '--rawframes', '--data-prefix', rawframes['root'],
+        '--nproc', '2', '--timeout', '1'
+    ])
+
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert (f'unreadable: {rawframes["ann"]}:4: '
+            f'{osp.join(rawframes["root"], "missing")}: not found') in printed
+    assert printed.splitlines()[-1] == \
+        'checked 8, unreadable 5, too short 0, kept 3'

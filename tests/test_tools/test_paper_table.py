@@ -1,17 +1,15 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """tools/analysis/paper_table.py: the checked FLOPs/params table."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
-
-from mmaction_tdx.utils import paper_table as pt
+from conftest import REPO_ROOT, load_tool
 
 TOOL = 'tools/analysis/paper_table.py'
+pt = load_tool(TOOL)
 DOC = osp.join(REPO_ROOT, 'docs/paper_tables.md')
 # A cheap real config: ResNet-18 TDRL on 4 frames (1.8 GFLOPs per frame).
 TINY = 'configs/quickstart/tdrl_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'
@@ -158,17 +156,13 @@ def test_command_line_fails_on_a_bad_row(tmp_path, tiny_cost):
     assert '2 rows in 2 tables: 1/2 with paper FLOPs within 3%' in \
         result.stdout
     # In process from here: --tables and --out.
-    spec = importlib.util.spec_from_file_location(
-        'paper_table_tool', osp.join(REPO_ROOT, TOOL))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     out = tmp_path / 'table.md'
-    assert tool.main(['--model-index', index, '--tables', 'TDRL Table 9',
-                      '--out', str(out), '--no-progress']) == 0
+    assert pt.main(['--model-index', index, '--tables', 'TDRL Table 9',
+                    '--out', str(out), '--no-progress']) == 0
     assert '## TDRL Table 9' in out.read_text()
     assert 'TDRL Table 8' not in out.read_text()
-    assert tool.main(['--model-index', index, '--tables',
-                      'TDN Table 7']) == 2
+    assert pt.main(['--model-index', index, '--tables',
+                    'TDN Table 7']) == 2
 
 
 @pytest.mark.slow

@@ -1,12 +1,57 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""``make demo``'s job end to end, on a tiny dataset and one epoch."""
+"""``make demo``'s job: its table's statistics (checked on hand-made
+predictions) and the whole job on a tiny dataset and one epoch."""
+import pickle
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, load_tool
 
 
-def test_quickstart_prints_a_table(tmp_path):
+@pytest.fixture(scope='module')
+def tool():
+    return load_tool('tools/run_quickstart.py')
+
+
+def test_summary_counts_direction_within_the_right_pair(tool, tmp_path):
+    # labels 0/1 = right/left, 2/3 = down/up; one hot scores
+    labels = [0, 1, 2, 3, 0, 1]
+    preds = [0, 0, 2, 2, 4, 1]  # right, wrong dir, right, wrong, wrong pair
+    samples = [dict(pred_score=np.eye(10)[p], gt_label=np.array([g]))
+               for p, g in zip(preds, labels)]
+    path = tmp_path / 'dump.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump(samples, f)
+    summary = tool.summarise(str(path))
+    assert summary['top1'] == pytest.approx(3 / 6)
+    assert summary['pair'] == pytest.approx(5 / 6)
+    assert summary['direction'] == pytest.approx(3 / 5)
+    assert summary['direction_n'] == 5
+    # pair 0: clips 0, 1, 5 in the right pair, 0 and 5 right -> 2/3
+    assert summary['per_pair'][0] == pytest.approx(2 / 3)
+    assert summary['per_pair'][1] == pytest.approx(1 / 2)
+    assert np.isnan(summary['per_pair'][2])
+
+
+def test_wilson_interval(tool):
+    # hand-computed: p = 0.5, n = 100 -> 0.5 +- 0.0963 (z = 1.96)
+    low, high = tool.wilson(0.5, 100)
+    assert low == pytest.approx(0.4038, abs=1e-3)
+    assert high == pytest.approx(0.5962, abs=1e-3)
+
+
+def test_conclusion_names_blind_and_temporal_models(tool):
+    def row(model, direction, n=100):
+        return dict(model=model, direction=direction,
+                    runs=[dict(direction_n=n)])
+    text = tool.conclusion([row('TSN', 0.52), row('TDN', 0.95)])
+    assert text.startswith('Conclusion: TDN tell')
+    assert 'TSN cannot' in text and 'same frames' in text
+
+
+def test_quickstart_prints_progress_a_table_and_a_png(tmp_path):
     result = subprocess.run(
         [
             sys.executable, 'tools/run_quickstart.py', '--models', 'tsn',
@@ -22,6 +67,8 @@ def test_quickstart_prints_a_table(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[
         -2000:]
     lines = result.stdout.splitlines()
+    assert any(line.strip().startswith('TSN epoch 1: loss')
+               and 'ETA' in line for line in lines)
     header = next(i for i, line in enumerate(lines)
                   if line.startswith('model'))
     rows = [line.split() for line in lines[header + 2:header + 4]]
@@ -29,4 +76,8 @@ def test_quickstart_prints_a_table(tmp_path):
     for row in rows:
         top1 = float(row[1].rstrip('%'))
         assert 0.0 <= top1 <= 100.0
+    assert any(line.startswith('Conclusion: ') for line in lines)
+    png = tmp_path / 'work' / 'quickstart_results.png'
+    assert f'chart and training curves: {tmp_path / "work"}' in \
+        result.stdout and png.stat().st_size > 0
     assert 'quick start finished: 2 models' in result.stdout

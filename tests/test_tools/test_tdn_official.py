@@ -190,11 +190,13 @@ class ReleaseBase(nn.Module):
 class ReleaseTSN(nn.Module):
     """``ops/models.py``'s TSN: new_fc on every segment, then the mean."""
 
-    def __init__(self, num_segments, dec2020_quirk=False):
+    def __init__(self, num_segments, dec2020_quirk=False,
+                 num_classes=NUM_CLASSES):
         super().__init__()
         self.num_segments = num_segments
+        self.num_classes = num_classes
         self.base_model = ReleaseBase(num_segments, dec2020_quirk)
-        self.new_fc = nn.Linear(2048, NUM_CLASSES)
+        self.new_fc = nn.Linear(2048, num_classes)
 
     def configure(self, num_segments, dec2020_quirk=False):
         """Same weights, another segment count / L-TDM version."""
@@ -211,7 +213,7 @@ class ReleaseTSN(nn.Module):
 
     def forward(self, x):
         scores = self.new_fc(self.base_model(x))
-        return scores.view(-1, self.num_segments, NUM_CLASSES).mean(1)
+        return scores.view(-1, self.num_segments, self.num_classes).mean(1)
 
 
 def _randomise(model, num_segments):
@@ -280,11 +282,12 @@ def _tool_main(*args):
     return tool.main([str(a) for a in args])
 
 
-def _scores_ours(checkpoint, num_segments, inputs, **ltdm):
+def _scores_ours(checkpoint, num_segments, inputs, num_classes=NUM_CLASSES,
+                 **ltdm):
     from mmaction.apis import init_recognizer
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.num_segments = num_segments
-    cfg.model.cls_head.num_classes = NUM_CLASSES
+    cfg.model.cls_head.num_classes = num_classes
     if ltdm:
         cfg.model.backbone.long_term_tdm = dict(type='LongTermTDM', **ltdm)
     model = init_recognizer(cfg, str(checkpoint), device='cpu')
@@ -329,6 +332,42 @@ def test_round_trip_scores_match(release_checkpoint, converted, num_segments,
     if quirk:  # the fixed L-TDM really differs on such a checkpoint
         fixed = _scores_ours(converted, num_segments, inputs)
         assert (fixed - expected).abs().max() > 1e-3
+
+
+def test_kinetics_checkpoint_converted_without_flags_scores_as_release(
+        tmp_path, capsys):
+    """400 classes, no --label-order: the classifier is kept in the
+    release's order (= MMAction2's kinetics400.txt order), so the converted
+    model scores every class exactly as the release model does, and the
+    output says which order was written and why."""
+    model = _randomise(ReleaseTSN(8, num_classes=400), 8)
+    src = tmp_path / 'k400_best.pth.tar'
+    _save_like_the_release(model, src)
+    out = tmp_path / 'k400.pth'
+    assert _tool_main(src, out) == 0
+    summary = capsys.readouterr().out
+    assert "Kinetics-400 in MMAction2's label-map order" in summary
+    assert 'auto' in summary and 'kept as stored' in summary
+    inputs = _clip(8, seed=3)
+    with torch.no_grad():
+        expected = model(inputs.view(8, 15, SIZE, SIZE))
+    assert 1 < expected.abs().max() < 100
+    ours = _scores_ours(out, 8, inputs, num_classes=400)
+    assert (ours - expected).abs().max() <= 1e-4
+    # The unverified third-party map is applied only when asked for, and
+    # then permutes the classifier.
+    from mmaction_tdx.models.utils.tdn_class_orders import (
+        KINETICS400_FROM_THIRD_PARTY_MAP,
+    )
+    mapped = tmp_path / 'k400_mapped.pth'
+    assert _tool_main(src, mapped, '--label-order',
+                      'kinetics400-third-party-map') == 0
+    assert 'UNVERIFIED' in capsys.readouterr().out
+    weight = torch.load(mapped, weights_only=True)['state_dict'][
+        'cls_head.fc_cls.weight']
+    torch.testing.assert_close(
+        weight, model.new_fc.weight.detach()[list(
+            KINETICS400_FROM_THIRD_PARTY_MAP)])
 
 
 def test_tool_summary_and_checkpoint(release_checkpoint, tmp_path, capsys):
@@ -440,3 +479,27 @@ def test_tool_many_files_need_out_dir(tmp_path):
     with pytest.raises(SystemExit):
         _tool_main(tmp_path / 'a.pth.tar', tmp_path / 'b.pth.tar',
                    tmp_path / 'c.pth.tar')
+
+
+def test_metafile_links_the_ten_release_checkpoints():
+    """Weights (and a conversion command with the dataset's class order)
+    for each of the ten checkpoints of the release's model zoo."""
+    import yaml
+    spec = importlib.util.spec_from_file_location('tdn_official', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with open(osp.join(ROOT, 'configs', 'tdn', 'metafile.yml')) as f:
+        models = yaml.safe_load(f)['Models']
+    weighted = {m['Config']: m for m in models if m.get('Weights')}
+    assert len(weighted) == 10, sorted(weighted)
+    orders = {'sthv1': 'sthv1', 'sthv2': 'sthv2', 'kinetics400': 'auto'}
+    for config, model in weighted.items():
+        command = model['Weights Conversion'].replace(
+            '<checkpoint in Weights>', 'release.pth.tar').split()
+        assert command[:2] == ['python', 'tools/convert/tdn_official.py']
+        args = tool.parse_args(command[2:])
+        name = osp.splitext(osp.basename(config))[0]
+        assert args.dst == f'checkpoints/{name}.pth'
+        dataset = name.rsplit('_', 1)[1][:-len('-rgb')]
+        assert args.label_order == orders[dataset], config
+        assert osp.exists(osp.join(ROOT, config))

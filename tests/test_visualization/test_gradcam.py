@@ -154,3 +154,27 @@ def test_vis_cam_centre_segment_and_errors(shared_dir, tmp_path, capsys):
                     tmp_path / 'no.png') == 1
     assert 'out of range 0-3' in capsys.readouterr().err
     assert not (tmp_path / 'no.png').exists()
+
+
+def test_vis_cam_quickstart_tsn_beside_tdn(tmp_path, capsys):
+    """Each model samples as its own config says: TSN's backbone has no
+    segment count (4 segments of 1 frame in its config), TDN's reads 4 of
+    5 frames; both give one map per segment of a synthetic clip."""
+    from mmaction_tdx.datasets.synthetic_motion import (
+        SyntheticMotionSpec,
+        render_clip,
+        write_mp4,
+    )
+    spec = SyntheticMotionSpec(root=str(tmp_path), frames=24, size=64)
+    video = str(tmp_path / 'moving_right.mp4')
+    write_mp4(video, render_clip(spec, 'val', 0, 0), spec.fps)
+    quickstart = osp.join(osp.dirname(MODELS), '..', 'quickstart')
+    name = '_r18_1xb16-{}-8e_synthetic-motion-rgb.py'
+    tsn = osp.join(quickstart, 'tsn' + name.format('1x1x4'))
+    tdn = osp.join(quickstart, 'tdn' + name.format('5x1x4'))
+    out = tmp_path / 'cam.png'
+    assert run_tool('tools/visualizations/vis_cam.py', tdn, 'none', video,
+                    '--compare', 'TSN', tsn, 'none', '--target-layer-name',
+                    'backbone/layer3', '--out-filename', out) == 0
+    assert 'for TSN, TDN on 4 segment(s)' in capsys.readouterr().out
+    assert_nontrivial_png(out, min_size=(150, 200))

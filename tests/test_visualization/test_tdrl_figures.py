@@ -69,7 +69,7 @@ def test_tm_features_are_the_tm_input_and_output(position):
         assert torch.allclose(before, expected_before)
         assert torch.allclose(after, block.temporal(before))
         # and the block really computes its convolutions on these
-        out, td = block.temporal_path(x, return_td=True)
+        out, td = block.temporal_path(x)
         assert torch.allclose(td, after, atol=1e-5)
     maps = tm_feature_maps(block, x, channel_ratio=0.5)
     assert maps['before_tm'].shape == maps['after_tm'].shape == (T, 8, 8)

@@ -2,23 +2,160 @@
 """Top-1/top-5 of an ensemble: fuse the saved scores of tested models.
 
 The papers' "8+16" (TDN Tables 2 and 3) and "8f + 16f" (TDRL Table 1) rows
-average the class scores of the 8- and 16-frame models. Test each model
-with ``--dump`` (same test list), then fuse::
+combine the 8- and 16-frame models. Test each model with ``--dump`` (same
+test list), then fuse. Two protocols:
+
+* default: the sum (equivalently the mean) of the members' class
+  probabilities, as MMAction2's ``tools/analysis_tools/report_accuracy.py``
+  does::
 
     python tools/test.py CONFIG_8F CHECKPOINT_8F --dump scores_8f.pkl
     python tools/test.py CONFIG_16F CHECKPOINT_16F --dump scores_16f.pkl
     python tools/analysis/fuse_scores.py scores_8f.pkl scores_16f.pkl
 
+* ``--release-logit-sum``: the TDN release's ensemble
+  (``pkl_to_results.py --multi_segments``), the sum over both models and
+  all their views of the ReLU'd logits, ``sum_m sum_v max(s_mv, 0)``. Dump
+  each member with ``average_clips='relu_score'`` (ViewConsensusTSNHead
+  then stores ``mean_v max(s_v, 0)``; both members must have the same
+  number of views, as in the release)::
+
+    python tools/test.py CONFIG_8F CHECKPOINT_8F --dump logits_8f.pkl \\
+        --cfg-options model.cls_head.average_clips=relu_score
+    python tools/test.py CONFIG_16F CHECKPOINT_16F --dump logits_16f.pkl \\
+        --cfg-options model.cls_head.average_clips=relu_score
+    python tools/analysis/fuse_scores.py logits_8f.pkl logits_16f.pkl \\
+        --release-logit-sum
+
 (``mim test mmaction_tdx CONFIG --checkpoint CKPT --dump FILE.pkl`` writes
-the same files.) This is MMAction2's
-``tools/analysis_tools/report_accuracy.py`` with a check that the files
-hold the same videos in the same order.
+the same files.) The tool checks that the files hold the same videos in
+the same order and the kind of scores the protocol fuses.
 """
 import argparse
-import os.path as osp
 import sys
+from typing import Dict, List, Optional, Sequence, Tuple
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+import numpy as np
+
+PROB_TOLERANCE = 1e-3
+
+
+class ScoreFileMismatch(ValueError):
+    """Prediction files that cannot be fused."""
+
+
+def _as_numpy(value) -> np.ndarray:
+    return value.numpy() if hasattr(value, 'numpy') else np.asarray(value)
+
+
+def read_predictions(path: str) -> Tuple[List[np.ndarray], List[int]]:
+    """Class scores and labels of the videos in a ``--dump`` file.
+
+    Args:
+        path (str): Pickle written by ``tools/test.py --dump``.
+
+    Returns:
+        tuple: One score vector per video and the videos' labels.
+    """
+    from mmengine import load
+    samples = load(path)
+    if not isinstance(samples, (list, tuple)) or not samples:
+        raise ScoreFileMismatch(f'{path}: expected a non-empty list of '
+                                'predictions (tools/test.py --dump).')
+    try:
+        scores = [_as_numpy(s['pred_score']).astype(np.float64)
+                  for s in samples]
+        labels = [int(_as_numpy(s['gt_label']).reshape(-1)[0])
+                  for s in samples]
+    except (KeyError, TypeError) as err:
+        raise ScoreFileMismatch(
+            f'{path}: a prediction lacks pred_score/gt_label ({err}); '
+            'write the file with tools/test.py ... --dump FILE.pkl.') from err
+    return scores, labels
+
+
+def score_kind(scores: Sequence[np.ndarray]) -> str:
+    """``'prob'`` (non-negative rows summing to 1), ``'relu_score'``
+    (non-negative otherwise) or ``'score'`` (some negative)."""
+    stacked = np.stack(scores)
+    if (stacked < 0).any():
+        return 'score'
+    if np.allclose(stacked.sum(-1), 1.0, atol=PROB_TOLERANCE):
+        return 'prob'
+    return 'relu_score'
+
+
+def fuse_prediction_files(paths: Sequence[str],
+                          weights: Optional[Sequence[float]] = None,
+                          release_logit_sum: bool = False
+                          ) -> Tuple[np.ndarray, List[int]]:
+    """Weighted sum of the scores of ``paths``, video by video.
+
+    Args:
+        paths (Sequence[str]): ``--dump`` files of the members.
+        weights (Sequence[float], optional): One per file; defaults to 1
+            each (the ranking of a sum and a mean is the same).
+        release_logit_sum (bool): Fuse ReLU'd logits (members dumped with
+            ``average_clips='relu_score'``), the TDN release's ensemble;
+            otherwise class probabilities (``average_clips='prob'``).
+
+    Returns:
+        tuple: Fused scores ``(videos, classes)`` and the labels.
+    """
+    if len(paths) < 2:
+        raise ScoreFileMismatch('fuse at least two prediction files.')
+    weights = [1.0] * len(paths) if weights is None else list(weights)
+    if len(weights) != len(paths):
+        raise ScoreFileMismatch(
+            f'{len(weights)} weights for {len(paths)} prediction files.')
+    members = [read_predictions(path) for path in paths]
+    scores0, labels0 = members[0]
+    for path, (scores, labels) in zip(paths[1:], members[1:]):
+        if len(scores) != len(scores0):
+            raise ScoreFileMismatch(
+                f'{paths[0]} has {len(scores0)} videos, {path} has '
+                f'{len(scores)}: test both models on the same list.')
+        if labels != labels0:
+            first = next(i for i, (a, b) in enumerate(zip(labels0, labels))
+                         if a != b)
+            raise ScoreFileMismatch(
+                f'{paths[0]} and {path} disagree on the label of video '
+                f'{first}: they are not the same videos in the same order.')
+        if scores[0].shape != scores0[0].shape:
+            raise ScoreFileMismatch(
+                f'{paths[0]} has {scores0[0].shape[-1]} classes, {path} has '
+                f'{scores[0].shape[-1]}.')
+    expected = 'relu_score' if release_logit_sum else 'prob'
+    for path, (scores, _) in zip(paths, members):
+        kind = score_kind(scores)
+        if kind != expected:
+            fix = ("dump it with --cfg-options "
+                   f"model.cls_head.average_clips={expected}")
+            if not release_logit_sum and kind == 'relu_score':
+                fix += ', or fuse with --release-logit-sum'
+            raise ScoreFileMismatch(
+                f'{path} holds {kind} scores, but this protocol fuses '
+                f'{expected} scores: {fix}.')
+    fused = sum(w * np.stack(scores)
+                for w, (scores, _) in zip(weights, members))
+    return fused, labels0
+
+
+def accuracies(scores: np.ndarray, labels: Sequence[int],
+               topk: Sequence[int] = (1, 5)) -> Dict[str, float]:
+    """Top-k accuracies and the mean class accuracy, in [0, 1]."""
+    from mmaction.evaluation.functional import (
+        mean_class_accuracy,
+        top_k_accuracy,
+    )
+    scores = list(scores)
+    labels = list(labels)
+    result = {
+        f'top{k}': float(acc)
+        for k, acc in zip(topk, top_k_accuracy(scores, labels, topk))
+    }
+    result['mean_class_accuracy'] = float(mean_class_accuracy(scores, labels))
+    return result
 
 
 def parse_args(argv=None):
@@ -32,24 +169,27 @@ def parse_args(argv=None):
         nargs='+',
         type=float,
         help='weight of each file (default: 1 each)')
+    parser.add_argument(
+        '--release-logit-sum',
+        action='store_true',
+        help="the TDN release's 8+16 ensemble: sum the members' ReLU'd "
+        "logits (dump them with average_clips='relu_score')")
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sys.path.insert(0, REPO_ROOT)
-    from mmaction_tdx.utils.score_fusion import (
-        ScoreFileMismatch,
-        accuracies,
-        fuse_prediction_files,
-    )
     try:
-        scores, labels = fuse_prediction_files(args.preds, args.weights)
+        scores, labels = fuse_prediction_files(args.preds, args.weights,
+                                               args.release_logit_sum)
     except (ScoreFileMismatch, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     result = accuracies(scores, labels)
-    print(f'Ensemble of {len(args.preds)} models on {len(labels)} videos')
+    protocol = ("sum of ReLU'd logits (TDN release)"
+                if args.release_logit_sum else 'sum of probabilities')
+    print(f'Ensemble of {len(args.preds)} models on {len(labels)} videos '
+          f'({protocol})')
     print(f'Top 1 Accuracy: {result["top1"]:.4f}')
     print(f'Top 5 Accuracy: {result["top5"]:.4f}')
     print(f'Mean Class Accuracy: {result["mean_class_accuracy"]:.4f}')

@@ -15,12 +15,17 @@ With ``--out-dir`` every input is converted to ``OUT_DIR/NAME.pth``
 (``NAME``: the input's name without ``.pth.tar`` / ``.pth``) under a
 progress bar, and a summary line follows; the options apply to every file.
 
-The class order written is MMAction2's: Kinetics-400 (400 classes) is
-reordered from the release's ``kinetics-400-map.txt`` order to
-MMAction2's alphabetical label map by default; a 174-class checkpoint needs
-``--label-order sthv1`` or ``sthv2``. ``--label-order release`` keeps the
-release's order; ``--class-map FILE`` (one release class index per line,
-line ``i`` for output class ``i``) sets any order.
+The class order written is MMAction2's, and the output says which order
+was written and why. ``--label-order auto`` (the default) applies verified
+orders only: Kinetics-400 (400 classes) is kept as stored, because the
+release indexes it in MMAction2's order; a 174-class checkpoint needs
+``--label-order sthv1`` (remapped from the release's alphabetical order)
+or ``sthv2`` (kept). ``--label-order kinetics400-third-party-map`` applies
+the UNVERIFIED map of an unmerged third-party pull request to the release;
+``--label-order release`` keeps the release's order; ``--class-map FILE``
+(one release class index per line, line ``i`` for output class ``i``) sets
+any order. ``tools/convert/check_class_order.py`` checks a converted
+checkpoint's order on a few labelled videos (docs/convert_tdn.md).
 """
 import argparse
 import os.path as osp
@@ -48,9 +53,13 @@ def parse_args(argv=None):
     parser.add_argument(
         '--label-order',
         default='auto',
-        choices=('auto', 'release', 'sthv1', 'sthv2', 'kinetics400'),
-        help='class order to write (default: auto = kinetics400 for 400 '
-        'classes, else the release order; 174 classes must be told)')
+        choices=('auto', 'release', 'sthv1', 'sthv2', 'kinetics400',
+                 'kinetics400-third-party-map'),
+        help='class order to write (default: auto = verified orders only: '
+        '400 classes kept as stored (= MMAction2 kinetics400.txt order), '
+        '174 classes must be told sthv1 or sthv2, others kept). '
+        'kinetics400-third-party-map: the UNVERIFIED map of an unmerged '
+        'pull request to the release')
     parser.add_argument(
         '--class-map',
         help='file with one release class index per line; line i becomes '
@@ -79,10 +88,11 @@ def summary_line(src: str, dst: str, summary: dict) -> str:
                         if k.startswith('release_'))
     return (f'Converted {osp.basename(src)} ({release}) -> {dst}: '
             f'ResNet-{summary["depth"]} TDN, {summary["num_classes"]} '
-            f'classes in {summary["class_order"]}; {summary["tensors"]} '
+            f'classes; {summary["tensors"]} '
             f'tensors, {summary["folded_conv_biases"]} conv biases folded '
             f'into BN, {len(summary["dropped_keys"])} unused keys dropped '
-            '(conv1_temp).')
+            '(conv1_temp). Class order written: '
+            f'{summary["class_order"]}.')
 
 
 def convert_many(args, class_map) -> int:
@@ -154,7 +164,10 @@ def main(argv=None) -> int:
     print(summary_line(args.src, args.dst, summary) + ' The weights do not '
           'store num_segments: the release fuses the S-TDM with (0.5, 0.5) '
           'for 8 segments and (0.75, 0.25) otherwise, so set '
-          "backbone.num_segments to the checkpoint's segment count.")
+          "backbone.num_segments to the checkpoint's segment count. To "
+          'check the class order on ~20 labelled validation videos: '
+          f'python tools/convert/check_class_order.py CONFIG {args.dst} '
+          'VIDEO_LIST')
     return 0
 
 

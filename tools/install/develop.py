@@ -18,6 +18,7 @@ Dependencies are installed separately (see Makefile).
 
 Usage: ``python tools/install/develop.py`` (idempotent).
 """
+import glob
 import os
 import os.path as osp
 import shutil
@@ -27,6 +28,18 @@ import sysconfig
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 PTH_NAME = 'mmaction_tdx-develop.pth'
+
+
+def uninstall_wheel_install(site_packages: str) -> None:
+    """Remove a ``pip install .`` of the package from this environment.
+
+    Its ``site-packages/mmaction_tdx`` (and start-up hook) would come first
+    on ``sys.path`` and hide the checkout; pip removes exactly the files
+    its ``RECORD`` lists.
+    """
+    if glob.glob(osp.join(site_packages, 'mmaction_tdx-*.dist-info')):
+        subprocess.run([sys.executable, '-m', 'pip', 'uninstall', '-y', '-q',
+                        'mmaction_tdx'], check=True)
 
 
 def remove_pep660_install(site_packages: str) -> None:
@@ -44,6 +57,7 @@ def remove_pep660_install(site_packages: str) -> None:
 
 def main() -> None:
     site_packages = sysconfig.get_paths()['purelib']
+    uninstall_wheel_install(site_packages)
     remove_pep660_install(site_packages)
     subprocess.run([sys.executable, 'setup.py', '-q', 'egg_info'],
                    cwd=ROOT,

@@ -7,7 +7,10 @@
 #   test_dataloader.dataset.ann_file=data/hmdb51/hmdb51_val_split_2_videos.txt
 # The pipelines depend on the model's sampling: every config sets
 # train/val/test_pipeline and passes them to the dataloaders below.
-dataset_type = 'VideoDataset'
+# VideoDataset that skips (and reports) broken videos, also in val/test
+# (mmaction_tdx/datasets/robust_video_dataset.py); stops the run past
+# max_broken_fraction (default 0.05).
+dataset_type = 'RobustVideoDataset'
 data_root = 'data/hmdb51/videos'
 data_root_val = 'data/hmdb51/videos'
 split = 1  # official train/test split: 1, 2 or 3

@@ -3,7 +3,10 @@
 # "<video file> <label>" with MMAction2's (alphabetical) label order. The
 # pipelines depend on the model's sampling: every config sets
 # train/val/test_pipeline and passes them to the dataloaders below.
-dataset_type = 'VideoDataset'
+# VideoDataset that skips (and reports) broken videos, also in val/test
+# (mmaction_tdx/datasets/robust_video_dataset.py); stops the run past
+# max_broken_fraction (default 0.05).
+dataset_type = 'RobustVideoDataset'
 data_root = 'data/kinetics400/videos_train'
 data_root_val = 'data/kinetics400/videos_val'
 ann_file_train = 'data/kinetics400/kinetics400_train_list_videos.txt'

@@ -3,7 +3,10 @@
 # data/sthv1/rawframes/<video id>/, lists "<video id> <frames> <label>".
 # The pipelines depend on the model's sampling: every config sets
 # train/val/test_pipeline and passes them to the dataloaders below.
-dataset_type = 'RawframeDataset'
+# RawframeDataset that skips (and reports) broken samples, also in val/test
+# (mmaction_tdx/datasets/robust_video_dataset.py); stops the run past
+# max_broken_fraction (default 0.05).
+dataset_type = 'RobustRawframeDataset'
 data_root = 'data/sthv1/rawframes'
 data_root_val = 'data/sthv1/rawframes'
 ann_file_train = 'data/sthv1/sthv1_train_list_rawframes.txt'

@@ -3,7 +3,10 @@
 # "<video file> <label>". The pipelines depend on the model's sampling:
 # every config sets train/val/test_pipeline and passes them to the
 # dataloaders below.
-dataset_type = 'VideoDataset'
+# VideoDataset that skips (and reports) broken videos, also in val/test
+# (mmaction_tdx/datasets/robust_video_dataset.py); stops the run past
+# max_broken_fraction (default 0.05).
+dataset_type = 'RobustVideoDataset'
 data_root = 'data/sthv2/videos'
 data_root_val = 'data/sthv2/videos'
 ann_file_train = 'data/sthv2/sthv2_train_list_videos.txt'

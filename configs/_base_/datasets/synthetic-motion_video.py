@@ -2,7 +2,9 @@
 # generate_synthetic_motion.py): 10 classes in 5 reversal pairs, 64x64 mp4.
 # Sampling: `num_segments` segments of `clip_len` consecutive frames
 # (TSN/TSM/TDRL: clip_len=1; TDN: clip_len=5, set in its config).
-dataset_type = 'VideoDataset'
+# VideoDataset that skips (and reports) broken videos, also in val/test
+# (mmaction_tdx/datasets/robust_video_dataset.py).
+dataset_type = 'RobustVideoDataset'
 data_root = 'data/synthetic_motion'
 ann_file_train = f'{data_root}/train_list.txt'
 ann_file_val = f'{data_root}/val_list.txt'
@@ -41,7 +43,10 @@ val_pipeline = [
         out_of_bound_opt='repeat_last',
         test_mode=True),
     dict(type='DecordDecode'),
-    dict(type='CenterCrop', crop_size=input_size),
+    # A training crop's scale (0.875 of 64 px), resized as in training, so
+    # that the object has the same size in training and testing.
+    dict(type='CenterCrop', crop_size=56),
+    dict(type='Resize', scale=(input_size, input_size), keep_ratio=False),
     dict(type='FormatShape', input_format='NCHW'),
     dict(type='PackActionInputs')
 ]

@@ -19,6 +19,9 @@ model = dict(
         depth=101,
         num_segments=8,
         norm_eval=False),
+    # TSNHead averages the features of all test views before its classifier;
+    # the configs/tdn configs use ViewConsensusTSNHead, which scores each
+    # view and averages the views' softmax, as the release tests.
     cls_head=dict(
         type='TSNHead',
         num_classes=400,

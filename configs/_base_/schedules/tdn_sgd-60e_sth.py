@@ -11,12 +11,14 @@ train_cfg = dict(
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-# TSMOptimWrapperConstructor reproduces the release's parameter groups
-# (ops/models.py, get_optim_policies): biases at 2x lr without weight
-# decay, BN without weight decay.
+# Parameter groups as the release: its ops/models.py computes lr_mult /
+# decay_mult per group (get_optim_policies), but main.py hands the groups
+# to torch.optim.SGD with one lr and one weight decay and nothing applies
+# the multipliers, so every parameter (BN and biases included) trains with
+# the same lr and weight decay. MMEngine's default constructor does the
+# same. TSM-style groups (no decay on BN, 2x lr on biases) are a named
+# option: add '../_base_/schedules/tdn_tsm-param-groups.py' to _base_.
 optim_wrapper = dict(
-    constructor='TSMOptimWrapperConstructor',
-    paramwise_cfg=dict(fc_lr5=False),
     optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4),
     clip_grad=dict(max_norm=20, norm_type=2))
 param_scheduler = [

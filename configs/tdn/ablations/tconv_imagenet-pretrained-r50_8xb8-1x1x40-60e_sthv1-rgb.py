@@ -3,7 +3,8 @@
 # here they are 40 TSN segments of one frame.
 _base_ = ['./tconv_imagenet-pretrained-r50_8xb8-1x1x8-60e_sthv1-rgb.py']
 
-model = dict(backbone=dict(num_segments=40))
+model = dict(
+    backbone=dict(num_segments=40), cls_head=dict(segments_per_view=40))
 
 sthv1_flip_label_map = {2: 4, 4: 2, 30: 41, 41: 30, 52: 66, 66: 52}
 train_pipeline = [

@@ -1,33 +1,53 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""Report the broken samples a run skipped, after every epoch."""
+"""Report the broken samples a run skipped, after every epoch, and leave
+them out of val/test metrics (saying so)."""
+import logging
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from mmaction.registry import HOOKS
+from mmengine.dist import all_gather_object
+from mmengine.evaluator import BaseMetric, DumpResults
 from mmengine.hooks import Hook
+from mmengine.logging import print_log
 
-from mmaction_tdx.datasets.robust_video_dataset import BrokenSampleSkipMixin
+from mmaction_tdx.datasets.broken_samples import NUM_PATHS_IN_ERROR
+from mmaction_tdx.datasets.robust_video_dataset import (
+    LEFT_OUT_KEY,
+    BrokenSampleSkipMixin,
+)
 
 
 @HOOKS.register_module()
 class BrokenSampleReportHook(Hook):
-    """Count broken samples per epoch; stop the run when too many.
+    """Count broken samples per epoch; stop the run when too many; keep
+    broken val/test samples out of the metrics.
 
     Works with datasets that skip broken samples (``RobustVideoDataset``,
     ``RobustRawframeDataset``, also inside ``ConcatDataset`` or
     ``RepeatDataset``). Before each train/val/test epoch it points their
     shared record of broken samples into the run's log directory (unless the
     config set ``broken_record_file``). After the epoch it logs how many
-    loads failed in the epoch (each was replaced by another sample; in
-    val/test a run of consecutive broken samples fails more than once) and
-    how many distinct broken samples the run has met, and raises
-    ``BrokenDataError`` if they
-    exceed the dataset's ``max_broken_fraction`` (the dataset raises by
-    itself as soon as it notices; this is the end-of-epoch check).
+    loads failed in the epoch (in val/test a run of consecutive broken
+    samples fails more than once) and how many distinct broken samples the
+    run has met, and raises ``BrokenDataError`` if they exceed the
+    dataset's ``max_broken_fraction`` (the dataset raises by itself as soon
+    as it notices; this is the end-of-epoch check).
 
-    Config::
+    In val/test a broken sample is replaced by the next one (a batch cannot
+    have a hole), marked as a replacement. Before each val/test epoch the
+    hook wraps every metric of the loop's evaluator in
+    :class:`LeaveOutBrokenSamples`, which drops the marked replacements and
+    logs e.g. ``AccMetric over 95 of 100 listed videos; 5 left out: ...``.
+    ``DumpResults`` (``tools/test.py --dump``) is not wrapped: the dump keeps
+    one entry per listed video, in order, the replacements marked with
+    ``replaces_left_out_sample``.
 
-        custom_hooks = [dict(type='BrokenSampleReportHook')]
+    Every config of mmaction_tdx has it (``configs/_base_/
+    default_runtime.py``)::
+
+        default_hooks = dict(
+            broken_sample_report=dict(type='BrokenSampleReportHook'))
 
     Args:
         record_dir (str, optional): Where to keep the record files (one per
@@ -49,15 +69,15 @@ class BrokenSampleReportHook(Hook):
         self._after_epoch(runner, 'train', f'train epoch {runner.epoch + 1}')
 
     def before_val_epoch(self, runner) -> None:
-        self._before_epoch(runner, 'val')
+        if self._before_epoch(runner, 'val'):
+            wrap_metrics(runner.val_loop.evaluator, _val_title(runner))
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        # Distinct titles: MMLogger drops a WARNING equal to an earlier one.
-        self._after_epoch(runner, 'val',
-                          f'val (epoch {runner.epoch}, iter {runner.iter})')
+        self._after_epoch(runner, 'val', _val_title(runner))
 
     def before_test_epoch(self, runner) -> None:
-        self._before_epoch(runner, 'test')
+        if self._before_epoch(runner, 'test'):
+            wrap_metrics(runner.test_loop.evaluator, 'test')
 
     def after_test_epoch(self, runner, metrics=None) -> None:
         self._after_epoch(runner, 'test', 'test')
@@ -75,7 +95,9 @@ class BrokenSampleReportHook(Hook):
                 'RobustRawframeDataset.')
         return found
 
-    def _before_epoch(self, runner, mode: str) -> None:
+    def _before_epoch(self, runner, mode: str) -> bool:
+        """Point the records into the log directory; whether the loop has
+        datasets that skip broken samples."""
         datasets = self._datasets(runner, mode)
         record_dir = self.record_dir or osp.join(runner.log_dir,
                                                  'broken_samples')
@@ -88,16 +110,18 @@ class BrokenSampleReportHook(Hook):
                     osp.join(record_dir, f'{name}.jsonl'))
             record = dataset.broken_sample_record.refresh()
             self._events_at_epoch_start[id(dataset)] = record.num_events
+        return bool(datasets)
 
     def _after_epoch(self, runner, mode: str, title: str) -> None:
+        what = 'each replaced by another sample' if mode == 'train' else \
+            'left out of the metrics'
         for dataset in self._datasets(runner, mode):
             record = dataset.broken_sample_record.refresh()
             hits = record.num_events - self._events_at_epoch_start.get(
                 id(dataset), 0)
             num_broken, num_samples = len(record.distinct), len(dataset)
             message = (
-                f'Broken samples, {title}: {hits} failed loads, each '
-                'replaced by another sample; '
+                f'Broken samples, {title}: {hits} failed loads, {what}; '
                 f'{num_broken} distinct broken of {num_samples} so far '
                 f'({num_broken / max(num_samples, 1):.1%}, limit '
                 f'{dataset.max_broken_fraction:.1%}) in '
@@ -113,6 +137,11 @@ class BrokenSampleReportHook(Hook):
                 raise error
 
 
+def _val_title(runner) -> str:
+    # Distinct titles: MMLogger drops a WARNING equal to an earlier one.
+    return f'val (epoch {runner.epoch}, iter {runner.iter})'
+
+
 def find_broken_sample_datasets(dataset) -> List[BrokenSampleSkipMixin]:
     """The datasets that skip broken samples in ``dataset``, looking inside
     dataset wrappers (``.dataset``) and concatenations (``.datasets``)."""
@@ -125,3 +154,99 @@ def find_broken_sample_datasets(dataset) -> List[BrokenSampleSkipMixin]:
     if inner is not None:
         found += find_broken_sample_datasets(inner)
     return found
+
+
+def wrap_metrics(evaluator, title: str) -> None:
+    """Wrap each metric of ``evaluator`` (an MMEngine ``Evaluator``) in
+    :class:`LeaveOutBrokenSamples`, once; ``DumpResults`` stays as is.
+    ``title`` names the coming evaluation in the wrappers' messages."""
+    evaluator.metrics = [
+        metric if isinstance(metric, (LeaveOutBrokenSamples, DumpResults))
+        else LeaveOutBrokenSamples(metric) for metric in evaluator.metrics
+    ]
+    for metric in evaluator.metrics:
+        if isinstance(metric, LeaveOutBrokenSamples):
+            metric.title = title
+
+
+class LeaveOutBrokenSamples(BaseMetric):
+    """Compute a metric without the replacements of broken samples, and say
+    over how many of the listed videos it was computed.
+
+    A val/test dataset that skips broken samples fills the place of a broken
+    one with the next sample, marked with ``replaces_left_out_sample`` =
+    ``dict(index, path, reason)`` of the broken one. This wrapper passes the
+    other samples to the wrapped metric, evaluates it over ``size - left
+    out`` samples, and logs which were left out.
+
+    Args:
+        metric (BaseMetric): The metric to compute, e.g. ``AccMetric``. Its
+            ``process`` receives the full ``data_batch`` but only the kept
+            ``data_samples``.
+    """
+
+    def __init__(self, metric: BaseMetric) -> None:
+        super().__init__(
+            collect_device=metric.collect_device, prefix='left_out')
+        self.metric = metric
+        # Set by the hook before each evaluation, e.g. 'test'.
+        self.title = 'evaluation'
+
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        return self.metric.dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        # BaseMetric.__init__ sets None before self.metric exists.
+        if 'metric' in self.__dict__:
+            self.metric.dataset_meta = dataset_meta
+
+    def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
+        """Hand the samples that are not replacements to the metric; keep
+        the left-out ones."""
+        kept = []
+        for sample in data_samples:
+            left_out = sample.get(LEFT_OUT_KEY)
+            if left_out is None:
+                kept.append(sample)
+            else:
+                self.results.append(left_out)
+        if kept:
+            self.metric.process(data_batch, kept)
+
+    def compute_metrics(self, results: list) -> dict:
+        raise NotImplementedError('LeaveOutBrokenSamples.evaluate computes '
+                                  'the wrapped metric')
+
+    def evaluate(self, size: int) -> Dict[str, Any]:
+        """Evaluate the wrapped metric over the ``size`` listed samples
+        minus those left out (all ranks); log what was left out.
+
+        Args:
+            size (int): Length of the dataset.
+
+        Returns:
+            dict: The wrapped metric's results.
+        """
+        # Distributed samplers pad with repeated indices: count each once.
+        left_out = {}
+        for part in all_gather_object(self.results):
+            for info in part:
+                left_out.setdefault(info['index'], info)
+        self.results.clear()
+        evaluated = size - len(left_out)
+        metrics = self.metric.evaluate(evaluated)
+        if left_out:
+            infos = [left_out[i] for i in sorted(left_out)]
+            shown = '; '.join(f'{info["path"]} ({info["reason"]})'
+                              for info in infos[:NUM_PATHS_IN_ERROR])
+            more = len(infos) - NUM_PATHS_IN_ERROR
+            print_log(
+                f'{self.title}: {type(self.metric).__name__} over '
+                f'{evaluated} of {size} listed videos; {len(infos)} left '
+                f'out: {shown}'
+                + (f'; ... and {more} more' if more > 0 else ''),
+                logger='current',
+                level=logging.WARNING)
+        return metrics

@@ -12,18 +12,25 @@ official release (``MCG-NJU/TDN``, ``ops/tdn_net.py`` and
 ``ops/base_module.py``).
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmaction.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmaction.registry import MODELS
+from mmcv.cnn import fuse_conv_bn
 from mmengine.logging import MMLogger, print_log
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch.utils import checkpoint as cp
 
 from ..common.long_term_tdm import LongTermTDM
+from ..common.short_term_tdm import ShortTermTDM
+from ..utils.aux_outputs import (
+    TD_FEATURES,
+    AuxOutputsMixin,
+    returns_aux_outputs,
+)
 from ..utils.tdn_checkpoint import torchvision_resnet_key
 from .resnet_args import check_resnet_stage_args
 
@@ -41,20 +48,21 @@ class LongTermUnitMixin:
         super().__init__(*args, **kwargs)
         self.ltdm: Optional[nn.Module] = None
         self.temporal: Optional[nn.Module] = None
+        self.with_td = False
 
-    def attach_long_term(self, ltdm: Optional[nn.Module],
-                         temporal: Optional[nn.Module]) -> None:
+    def attach_long_term(self,
+                         ltdm: Optional[nn.Module],
+                         temporal: Optional[nn.Module],
+                         with_td: bool = False) -> None:
         """Insert ``ltdm`` then ``temporal`` after ``conv1``; either may be
-        None."""
+        None (no such unit). ``with_td``: the block can return the unit's
+        output as TD features (``forward(x, return_td=True)``)."""
         self.ltdm = ltdm
         self.temporal = temporal
+        self.with_td = with_td
 
     def long_term(self, out: torch.Tensor) -> torch.Tensor:
         """``(N*T, C, H, W) -> (N*T, C, H, W)``; identity if unattached."""
-        if isinstance(self.ltdm, LongTermTDM):
-            # Same as the two calls below; lets the L-TDM fuse the
-            # temporal conv into its excitation (less training memory).
-            return self.ltdm(out, self.temporal)
         if self.ltdm is not None:
             out = self.ltdm(out)
         if self.temporal is not None:
@@ -65,39 +73,46 @@ class LongTermUnitMixin:
 class TDNBottleneck(LongTermUnitMixin, Bottleneck):
     """MMAction2's Bottleneck with the long-term unit after ``conv1``."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N*T, C_in, H, W) -> (N*T, C_out, H', W')``."""
+    def forward(self, x: torch.Tensor, return_td: bool = False
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """``(N*T, C_in, H, W) -> (N*T, C_out, H', W')``; with
+        ``return_td`` also the long-term unit's output (the TD features),
+        ``(N*T, C_mid, H, W)``."""
 
         def _inner_forward(x):
             identity = x
             out = self.conv1(x)
-            out = self.long_term(out)
-            out = self.conv2(out)
+            td_features = self.long_term(out)
+            out = self.conv2(td_features)
             out = self.conv3(out)
             if self.downsample is not None:
                 identity = self.downsample(x)
-            return out + identity
+            return out + identity, td_features
 
         if self.with_cp and x.requires_grad:
-            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+            out, td_features = cp.checkpoint(
+                _inner_forward, x, use_reentrant=False)
         else:
-            out = _inner_forward(x)
-        return self.relu(out)
+            out, td_features = _inner_forward(x)
+        out = self.relu(out)
+        return (out, td_features) if return_td else out
 
 
 class TDNBasicBlock(LongTermUnitMixin, BasicBlock):
     """MMAction2's BasicBlock (ResNet-18/34) with the long-term unit after
     ``conv1``; for quick experiments, the release has no such model."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N*T, C_in, H, W) -> (N*T, C_out, H', W')``."""
+    def forward(self, x: torch.Tensor, return_td: bool = False
+                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
+        """As :meth:`TDNBottleneck.forward`."""
         identity = x
         out = self.conv1(x)
-        out = self.long_term(out)
-        out = self.conv2(out)
+        td_features = self.long_term(out)
+        out = self.conv2(td_features)
         if self.downsample is not None:
             identity = self.downsample(x)
-        return self.relu(out + identity)
+        out = self.relu(out + identity)
+        return (out, td_features) if return_td else out
 
 
 def _as_cfg_list(cfg: Union[None, dict, Sequence[dict]]) -> List[dict]:
@@ -109,17 +124,20 @@ def _as_cfg_list(cfg: Union[None, dict, Sequence[dict]]) -> List[dict]:
 
 
 @MODELS.register_module()
-class ResNetTDN(ResNet):
+class ResNetTDN(AuxOutputsMixin, ResNet):
     """TDN-ResNet backbone (Sec. 3.4), the official release by default.
 
-    Input: each of the ``T`` segments of a clip contributes ``L``
-    consecutive frames (``L = frames_per_segment``, 5 with an S-TDM),
-    segment-major, as ``SampleFrames(clip_len=5, frame_interval=1,
-    num_clips=T)`` and ``FormatShape('NCHW')`` produce them. The RGB path
-    sees the centre frame; the S-TDM sees the frames' differences. The
-    output has one feature map per segment, so the recognizer must average
-    over ``T`` segments, not ``L * T`` frames: use ``SegmentRecognizer2D``,
-    which reads :attr:`frames_per_segment`.
+    Input: one entry per segment, ``(N*T, L*3, H, W)``: each of the ``T``
+    segments of a clip contributes ``L`` consecutive frames
+    (``L = frames_per_segment``, 5 with an S-TDM) stacked on channels
+    (frame ``l`` in channels ``[3l, 3l + 3)``), as in the release. This is
+    the same memory as the ``(N*T*L, 3, H, W)`` frames that
+    ``SampleFrames(clip_len=5, frame_interval=1, num_clips=T)`` and
+    ``FormatShape('NCHW')`` produce; ``SegmentRecognizer2D`` (which reads
+    :attr:`frames_per_segment`) stacks them. With ``L = 1`` it is the
+    ordinary ResNet input. The RGB path sees the centre frame; the S-TDM
+    sees the frames' differences. The output has one feature map per
+    segment.
 
     Stages are numbered as in the paper: 1 = stem (conv1 + max-pool),
     2-5 = ``layer1``-``layer4``. Defaults: S-TDM fused in stages 1-2, an
@@ -165,13 +183,30 @@ class ResNetTDN(ResNet):
             and the S-TDM's first conv (the mean of ``conv1`` over RGB,
             repeated for every input channel, as the release does).
             Defaults to None.
+        td_blocks (Sequence[Sequence[int]]): TD loss on TDN (a combination
+            neither paper tried): for each of the 4 residual stages
+            (``layer1``-``layer4``), the indices (negative ones count from
+            the end) of the blocks whose long-term unit output (the input
+            of ``conv2``: L-TDM, then temporal module) is handed to the
+            head's ``TemporalDiversityLoss``, as ``ResNetTDRL``'s
+            ``td_blocks``. In training mode, after
+            ``request_aux_outputs(('td_features',))``, ``forward`` returns
+            ``(features, {'td_features': [z, ...]})``, one
+            ``(N*T, C_mid, H', W')`` tensor per chosen block in network
+            order; otherwise the plain features. The blocks must have a
+            long-term unit. Defaults to ``((), (), (), ())`` (none).
         **kwargs: Other arguments of MMAction2's ``ResNet`` (``norm_eval``,
             ``partial_bn``, ``frozen_stages``, ``with_cp``, ...).
             ``torchvision_pretrain`` must stay True (its default).
 
+    Inference: :meth:`switch_to_deploy` folds every eval-mode BN into
+    the conv before it, once (the same function; for speed).
+
     Shape:
-        ``(N * V * T * L, 3, H, W) -> (N * V * T, C_out, H/32, W/32)``.
+        ``(N*V*T, L*3, H, W) -> (N*V*T, C_out, H/32, W/32)``.
     """
+
+    supported_aux_outputs = (TD_FEATURES, )
 
     arch_settings = {
         18: (TDNBasicBlock, (2, 2, 2, 2)),
@@ -192,6 +227,7 @@ class ResNetTDN(ResNet):
                  long_term_stages: Sequence[int] = (3, 4, 5),
                  frames_per_segment: Optional[int] = None,
                  pretrained: Optional[str] = None,
+                 td_blocks: Sequence[Sequence[int]] = ((), (), (), ()),
                  **kwargs) -> None:
         name = type(self).__name__
         if kwargs.get('num_stages', 4) != 4:
@@ -252,7 +288,9 @@ class ResNetTDN(ResNet):
 
         self.long_term_tdm = copy.deepcopy(long_term_tdm)
         self.temporal_module = copy.deepcopy(temporal_module)
+        self.td_blocks = self._resolve_td_blocks(td_blocks)
         self._attach_long_term_units()
+        self.deploy = False
 
     @staticmethod
     def _check_short_term_stages(stages: Sequence[int]) -> List[int]:
@@ -280,12 +318,69 @@ class ResNetTDN(ResNet):
                 f'{tuple(stages)}.')
         return stages
 
+    def _resolve_td_blocks(self, td_blocks) -> Tuple[Tuple[int, ...], ...]:
+        """Sorted non-negative block indices per stage, each a block with a
+        long-term unit."""
+        name = type(self).__name__
+        if not isinstance(td_blocks, (list, tuple)) or \
+                len(td_blocks) != self.num_stages:
+            raise ValueError(
+                f'{name}: `td_blocks` needs one entry (a tuple of block '
+                f'indices) per residual stage, i.e. {self.num_stages}, got '
+                f'{td_blocks!r}. Use e.g. ((), (), (), (-1,)).')
+        has_unit = self.long_term_tdm is not None or bool(
+            _as_cfg_list(self.temporal_module))
+        resolved = []
+        for stage, (indices, num_blocks) in enumerate(
+                zip(td_blocks, self.stage_blocks)):
+            chosen = set()
+            for index in indices:
+                if not isinstance(index, int) or isinstance(index, bool) \
+                        or not -num_blocks <= index < num_blocks:
+                    raise ValueError(
+                        f'{name}: `td_blocks[{stage}]` holds {index!r}, but '
+                        f'layer{stage + 1} of ResNet-{self.depth} has '
+                        f'{num_blocks} blocks; use indices in '
+                        f'[{-num_blocks}, {num_blocks - 1}].')
+                chosen.add(index % num_blocks)
+            if chosen and (stage + 2 not in self.long_term_stages
+                           or not has_unit):
+                raise ValueError(
+                    f'{name}: `td_blocks[{stage}]` picks blocks of '
+                    f'layer{stage + 1} (paper stage {stage + 2}), which have '
+                    'no long-term unit (L-TDM or temporal module) whose '
+                    f'output could be the TD features (long_term_stages='
+                    f'{tuple(self.long_term_stages)}). Pick blocks of the '
+                    'long-term stages or add the stage to long_term_stages.')
+            resolved.append(tuple(sorted(chosen)))
+        return tuple(resolved)
+
+    def check_aux_request(self, names: Tuple[str, ...]) -> None:
+        """Reject TD features this backbone cannot provide (see
+        :class:`~mmaction_tdx.models.utils.aux_outputs.AuxOutputsMixin`).
+        """
+        name = type(self).__name__
+        if TD_FEATURES in names and not any(self.td_blocks):
+            raise ValueError(
+                f'The head asks for TD features (it has `loss_td`), but '
+                f'{name} was built without `td_blocks`. Set e.g. '
+                '`td_blocks=((), (-1,), (-1,), (-1,))` (the last block of '
+                'paper stages 3-5), or remove `loss_td` from the head.')
+        if TD_FEATURES in names and self.num_segments < 2:
+            raise ValueError(
+                'The head asks for TD features (it has `loss_td`, the '
+                'Temporal Diversity loss, which compares pairs of segments), '
+                f'but {name} was built with num_segments='
+                f'{self.num_segments}. Set `model.backbone.num_segments` (and '
+                'SampleFrames(num_clips=...)) to 2 or more, or remove '
+                '`loss_td` from the head.')
+
     def _attach_long_term_units(self) -> None:
         """Give every block of the long-term stages its L-TDM and temporal
         module(s), built for the block's ``conv1`` output channels."""
         temporal_cfgs = _as_cfg_list(self.temporal_module)
         for stage in self.long_term_stages:
-            for block in getattr(self, f'layer{stage - 1}'):
+            for index, block in enumerate(getattr(self, f'layer{stage - 1}')):
                 channels = block.conv1.conv.out_channels
                 ltdm = None
                 if self.long_term_tdm is not None:
@@ -307,57 +402,98 @@ class ResNetTDN(ResNet):
                     temporal = temporal[0]
                 else:
                     temporal = nn.Sequential(*temporal)
-                block.attach_long_term(ltdm, temporal)
+                block.attach_long_term(
+                    ltdm, temporal, index in self.td_blocks[stage - 2])
 
-    def _split_segments(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N*T*L, 3, H, W) -> (N*T, L, 3, H, W)``, checking the count."""
-        if x.dim() != 4:
+    def _check_input(self, x: torch.Tensor) -> None:
+        """Check ``(N*T, L*3, H, W)``, naming the fix."""
+        name = type(self).__name__
+        per_segment = self.frames_per_segment
+        channels = self.in_channels * per_segment
+        layout = (f'(N*T, {channels}, H, W): the {per_segment} frame(s) of '
+                  'each segment stacked on channels')
+        if x.dim() != 4 or x.shape[1] != channels:
+            fix = ''
+            if x.dim() == 4 and x.shape[1] == self.in_channels:
+                fix = (f' Frames given as (N*T*{per_segment}, '
+                       f'{self.in_channels}, H, W) stack with `x.view(-1, '
+                       f'{channels}, *x.shape[-2:])` (the same memory); '
+                       'SegmentRecognizer2D does this.')
             raise ValueError(
-                f'{type(self).__name__} expects frames of shape '
-                f'(N*T*L, C, H, W), got a {x.dim()}-D tensor of shape '
-                f'{tuple(x.shape)}.')
-        frames = x.shape[0]
-        clip_frames = self.num_segments * self.frames_per_segment
-        if frames % clip_frames != 0:
+                f'{name} (frames_per_segment={per_segment}) takes {layout}, '
+                f'got a tensor of shape {tuple(x.shape)}.{fix}')
+        if x.shape[0] % self.num_segments != 0:
+            interval = ', frame_interval=1' if per_segment > 1 else ''
             raise ValueError(
-                f'{type(self).__name__} was built with num_segments='
-                f'{self.num_segments} and {self.frames_per_segment} frames '
-                f'per segment, i.e. {clip_frames} frames per clip, but got '
-                f'{frames} frames in total, which is not a whole number of '
-                'clips. Sample with `SampleFrames(clip_len='
-                f'{self.frames_per_segment}, frame_interval=1, num_clips='
-                f'{self.num_segments})` (and the same num_clips in test), or '
-                'set num_segments to the number of segments sampled.')
-        return x.view(-1, self.frames_per_segment, *x.shape[1:])
+                f'{name} was built with num_segments={self.num_segments}, '
+                f'but got {x.shape[0]} segments in total, which is not a '
+                'whole number of clips. Sample with `SampleFrames(clip_len='
+                f'{per_segment}{interval}, num_clips={self.num_segments})` '
+                '(and the same num_clips in test), or set num_segments to '
+                'the number of segments sampled.')
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, tuple]:
         """Extract one feature map per segment.
 
         Args:
-            x (Tensor): ``(N*T*L, 3, H, W)``, segment-major, ``L``
-                consecutive frames per segment.
+            x (Tensor): ``(N*T, L*3, H, W)``, the ``L`` consecutive frames
+                of each segment stacked on channels.
 
         Returns:
-            Tensor | tuple[Tensor]: ``(N*T, C, H/32, W/32)`` (or the
-            stages in ``out_indices``).
+            Tensor | tuple: ``(N*T, C, H/32, W/32)`` (or the stages in
+            ``out_indices``); in training mode with requested TD features,
+            ``(that, {'td_features': [z, ...]})``.
         """
-        frames = self._split_segments(x)
-        centre = frames[:, self.frames_per_segment // 2]
-        motions = self.stdm(frames) if self.stdm is not None else []
+        self._check_input(x)
+        with_td = returns_aux_outputs(self)
+        start = self.in_channels * (self.frames_per_segment // 2)
+        centre = x[:, start:start + self.in_channels]
+        motions = self.stdm(x) if self.stdm is not None else []
 
         x = self.maxpool(self.conv1(centre))
         if motions:
             x = self.stdm.fuse(x, motions[0])
-        outs = []
+        outs, td_features = [], []
         for i, layer_name in enumerate(self.res_layers):
-            x = getattr(self, layer_name)(x)
+            res_layer = getattr(self, layer_name)
+            if with_td and self.td_blocks[i]:
+                # Block by block, to collect the declared TD outputs.
+                for block in res_layer:
+                    if block.with_td:
+                        x, z = block(x, return_td=True)
+                        td_features.append(z)
+                    else:
+                        x = block(x)
+            else:
+                x = res_layer(x)
             if i + 1 < len(motions):
                 x = self.stdm.fuse(x, motions[i + 1])
             if i in self.out_indices:
                 outs.append(x)
-        if len(outs) == 1:
-            return outs[0]
-        return tuple(outs)
+        feats = outs[0] if len(outs) == 1 else tuple(outs)
+        if with_td:
+            return feats, {TD_FEATURES: td_features}
+        return feats
+
+    def switch_to_deploy(self) -> None:
+        """Reparameterise for inference, once: fold every BN (with its
+        running statistics) into the conv before it.
+
+        The deployed model computes the function of this model in eval
+        mode (tests: float64, 1e-6) with fewer passes over the feature
+        maps: the RGB path, the S-TDM and every L-TDM lose their BNs
+        (``nn.Identity`` afterwards). Call it on a trained model in eval
+        mode, after loading its weights; the result is for inference only
+        (training it would no longer normalise). Idempotent.
+        """
+        if self.deploy:
+            return
+        for module in self.modules():
+            if module is not self and isinstance(module,
+                                                 (LongTermTDM, ShortTermTDM)):
+                module.switch_to_deploy()
+        fuse_conv_bn(self)
+        self.deploy = True
 
     def imagenet_state_dict(self, source: Dict[str, torch.Tensor]
                             ) -> Dict[str, torch.Tensor]:

@@ -10,9 +10,12 @@ from mmaction.registry import MODELS
 from torch.utils import checkpoint as cp
 
 from ..common.temporal_modules import check_segment_batch
+from ..utils.aux_outputs import (
+    TD_FEATURES,
+    AuxOutputsMixin,
+    returns_aux_outputs,
+)
 from .resnet_args import check_resnet_stage_args
-
-TD_FEATURES = 'td_features'
 
 
 class TDRLBlock(nn.Module):
@@ -64,35 +67,19 @@ class TDRLBlock(nn.Module):
         self.td_position = td_position
         self.with_td_loss = with_td_loss
 
-    def _fused_enhancement(self, need_td_input: bool) -> bool:
-        """Whether ``temporal(enhancement(x))`` can run as one pass.
-
-        A channel attention followed by a linear temporal module is
-        ``TM(x * a)``; when both modules support it (PEM's ``attention``,
-        ``ChannelwiseTemporalConv.scaled_forward``) the scale folds into
-        the temporal taps and ``x * a`` (a full-size tensor) is never
-        written. Not possible when the enhanced features themselves are
-        asked for (TD features taken before the TM).
-        """
-        return (self.enhancement_position == 'before_tm'
-                and not need_td_input
-                and hasattr(self.enhancement, 'attention')
-                and hasattr(self.temporal, 'scaled_forward'))
-
-    def temporal_path(self, x: torch.Tensor,
-                      return_td: bool = True) -> Tuple[torch.Tensor, ...]:
+    def temporal_path(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Return the input of ResConv and the TD-loss features.
+
+        ``U = PEM(X)`` (Eq. 3), ``Z = TM(U)`` (Sec. 3.1) in the default
+        order; each unit is called as a plain module, so forward hooks on
+        ``enhancement`` / ``temporal`` see exactly the tensors used.
 
         Args:
             x (Tensor): ``(N*T, C_in, H, W)``.
-            return_td (bool): Whether the TD features are needed (else
-                the second item may be ``None``).
+
+        Returns:
+            tuple[Tensor, Tensor]: Both ``(N*T, C_in, H, W)``.
         """
-        need_td_input = return_td and self.td_position == 'before_tm'
-        if self._fused_enhancement(need_td_input):
-            out = self.temporal.scaled_forward(
-                x, self.enhancement.attention(x))
-            return out, out
         if self.enhancement is not None and \
                 self.enhancement_position == 'before_tm':
             x = self.enhancement(x)
@@ -112,7 +99,7 @@ class TDRLBlock(nn.Module):
         ``return_td``."""
 
         def _inner_forward(x):
-            out, td_features = self.temporal_path(x, return_td)
+            out, td_features = self.temporal_path(x)
             out = self.conv2(self.conv1(out))
             if self.conv3 is not None:
                 out = self.conv3(out)
@@ -129,7 +116,7 @@ class TDRLBlock(nn.Module):
 
 
 @MODELS.register_module()
-class ResNetTDRL(ResNet):
+class ResNetTDRL(AuxOutputsMixin, ResNet):
     """ResNet backbone of TDRL (Temporal Distinct Representation Learning).
 
     Every block becomes a :class:`TDRLBlock`: PEM (Sec. 3.2) and a temporal
@@ -212,7 +199,6 @@ class ResNetTDRL(ResNet):
         self.enhancement_position = enhancement_position
         self.td_position = td_position
         self.td_blocks = self._resolve_td_blocks(td_blocks)
-        self.aux_outputs: Tuple[str, ...] = ()
         self._make_tdrl_blocks()
 
     def _resolve_td_blocks(self, td_blocks) -> Tuple[Tuple[int, ...], ...]:
@@ -262,17 +248,10 @@ class ResNetTDRL(ResNet):
                     td_position=self.td_position,
                     with_td_loss=index in self.td_blocks[stage])
 
-    def request_aux_outputs(self, names: Sequence[str]) -> None:
-        """Return ``names`` (only ``'td_features'``) in training mode.
-
-        Called by ``SegmentRecognizer2D`` for a head with ``loss_td``.
+    def check_aux_request(self, names: Tuple[str, ...]) -> None:
+        """Reject TD features this backbone cannot provide (see
+        :class:`~mmaction_tdx.models.utils.aux_outputs.AuxOutputsMixin`).
         """
-        names = tuple(names)
-        unknown = set(names) - set(self.supported_aux_outputs)
-        if unknown:
-            raise ValueError(
-                f'ResNetTDRL cannot provide {sorted(unknown)}; it provides '
-                f'{self.supported_aux_outputs}.')
         if TD_FEATURES in names and not any(self.td_blocks):
             raise ValueError(
                 'The head asks for TD features (it has `loss_td`), but '
@@ -287,7 +266,6 @@ class ResNetTDRL(ResNet):
                 f'{self.num_segments}. Set `model.backbone.num_segments` (and '
                 'SampleFrames(num_clips=...)) to 2 or more, e.g. 8, or '
                 'remove `loss_td` from the head.')
-        self.aux_outputs = names
 
     def forward(self, x: torch.Tensor) -> Union[torch.Tensor, tuple]:
         """Extract features of ``(N*T, 3, H, W)`` frames.
@@ -298,7 +276,7 @@ class ResNetTDRL(ResNet):
             requested TD features, ``(that, {'td_features': list})``.
         """
         check_segment_batch(x, self.num_segments, type(self).__name__)
-        with_td = self.training and TD_FEATURES in self.aux_outputs
+        with_td = returns_aux_outputs(self)
         x = self.conv1(x)
         x = self.maxpool(x)
         outs, td_features = [], []

@@ -7,30 +7,16 @@ The default is the official release (``MCG-NJU/TDN``, ``ops/base_module.py``,
 class ``mSEModule``); where the release differs from the paper text, the
 paper's form is an option (see :class:`LongTermTDM`).
 """
-from typing import List, Optional, Tuple
+from typing import Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from mmaction.registry import MODELS
 from mmaction.utils import ConfigType, OptConfigType
-from mmcv.cnn import ConvModule, build_conv_layer
+from mmcv.cnn import ConvModule, build_conv_layer, fuse_conv_bn
 from mmengine.model import BaseModule
 
-from .fast_ops import (
-    ExcitationFunction,
-    add_upsampled_,
-    avg_pool2x2,
-    conv2d_like,
-    excitation_supported,
-    folded_conv_bn,
-    is_foldable_conv_bn,
-)
-from .temporal_modules import (
-    ChannelwiseTemporalConv,
-    check_positive_int,
-    check_segment_batch,
-)
+from .temporal_modules import check_positive_int, check_segment_batch
 
 
 @MODELS.register_module()
@@ -49,13 +35,16 @@ class LongTermTDM(BaseModule):
        sigmoid is affine, so negating the difference is absorbed by the
        learned weights (e.g. of the last 1x1 conv): the same family of
        functions, but trained weights do not carry over between signs.
-    2. multi-scale (Eq. (5)): ``(D + BN(Conv3x3(D)) +
-       Up(BN(Conv3x3(AvgPool2x2(D))))) / 3`` with nearest upsampling (the
-       release; the paper says bilinear).
-    3. ``Z = BN(Conv1x1(.))`` back to ``C`` channels and
+    2. multi-scale (Eq. (5)): ``M = (D + BN(Conv3x3(D)) +
+       Up(BN(Conv3x3(AvgPool2x2(D))))) / 3``, ``Up`` the upsampling back
+       to ``D``'s size (nearest in the release, bilinear in the paper).
+    3. ``Z = BN(Conv1x1(M))`` back to ``C`` channels and
        ``A = sigmoid(Z) - 0.5``; the forward and backward ``A`` share all
        layers and are averaged (Eq. (6)).
     4. output ``F + F * A`` (Eq. (2)).
+
+    In training mode every BN normalises one direction at a time, forward
+    first, as the release's two sequential calls do.
 
     Args:
         in_channels (int): ``C``.
@@ -74,9 +63,13 @@ class LongTermTDM(BaseModule):
         fusion (str): How ``Z`` enters the features.
             ``'attention'`` (default, Eq. (2)): ``F + F * (sigmoid(Z) -
             0.5)``; ``'channel_attention'`` (Table 1(c), TEA-like): the same
-            with ``Z`` computed from the spatially averaged difference, one
+            with ``Z`` computed from the spatially averaged ``M``, one
             weight per channel; ``'add'`` (Table 1(c), "F + G"): ``F + Z``,
-            the difference representation added without attention.
+            the difference representation added without attention (both
+            directions: ``F + (Z_fwd + Z_bwd) / 2``).
+        upsample_mode (str): ``Up`` of step 2: ``'nearest'`` (default,
+            the release) or ``'bilinear'`` (the paper's text,
+            ``align_corners=False``).
         backward_full_scale_from_forward (bool): Reproduce the first public
             release (Dec 2020; fixed after MCG-NJU/TDN issue #6), whose
             backward direction applied the full-scale 3x3 conv+BN to the
@@ -94,6 +87,7 @@ class LongTermTDM(BaseModule):
 
     temporal_operators = ('difference', 'average')
     fusions = ('attention', 'channel_attention', 'add')
+    upsample_modes = ('nearest', 'bilinear')
 
     def __init__(self,
                  in_channels: int,
@@ -103,6 +97,7 @@ class LongTermTDM(BaseModule):
                  multi_scale: bool = True,
                  bidirectional: bool = True,
                  fusion: str = 'attention',
+                 upsample_mode: str = 'nearest',
                  backward_full_scale_from_forward: bool = False,
                  conv_cfg: ConfigType = dict(type='Conv'),
                  norm_cfg: ConfigType = dict(type='BN2d', requires_grad=True),
@@ -116,13 +111,14 @@ class LongTermTDM(BaseModule):
             raise ValueError(
                 f'{name}: reduction={reduction} leaves no channels of '
                 f'in_channels={in_channels}. Use reduction <= {in_channels}.')
-        if temporal_operator not in self.temporal_operators:
-            raise ValueError(
-                f'{name}: `temporal_operator` must be one of '
-                f'{self.temporal_operators}, got {temporal_operator!r}.')
-        if fusion not in self.fusions:
-            raise ValueError(f'{name}: `fusion` must be one of '
-                             f'{self.fusions}, got {fusion!r}.')
+        for value, arg, allowed in (
+            (temporal_operator, 'temporal_operator', self.temporal_operators),
+            (fusion, 'fusion', self.fusions),
+            (upsample_mode, 'upsample_mode', self.upsample_modes),
+        ):
+            if value not in allowed:
+                raise ValueError(f'{name}: `{arg}` must be one of {allowed}, '
+                                 f'got {value!r}.')
         if backward_full_scale_from_forward and not (multi_scale
                                                      and bidirectional):
             raise ValueError(
@@ -136,18 +132,24 @@ class LongTermTDM(BaseModule):
         self.multi_scale = multi_scale
         self.bidirectional = bidirectional
         self.fusion = fusion
+        self.upsample_mode = upsample_mode
         self.backward_full_scale_from_forward = \
             backward_full_scale_from_forward
 
         hidden = in_channels // reduction
-        self.squeeze = ConvModule(
-            in_channels,
-            hidden,
-            kernel_size=1,
-            bias=False,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=None)
+
+        def conv_bn(cin, cout, kernel_size):
+            return ConvModule(
+                cin,
+                cout,
+                kernel_size=kernel_size,
+                padding=kernel_size // 2,
+                bias=False,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=None)
+
+        self.squeeze = conv_bn(in_channels, hidden, 1)
         # Channel-wise smoothing of the neighbour before the difference
         # relieves the spatial misalignment between segments (Eq. (4)).
         self.align = build_conv_layer(
@@ -159,377 +161,108 @@ class LongTermTDM(BaseModule):
             groups=hidden,
             bias=False)
         if multi_scale:
-            self.full_scale = ConvModule(
-                hidden,
-                hidden,
-                kernel_size=3,
-                padding=1,
-                bias=False,
-                conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg,
-                act_cfg=None)
-            self.half_scale = ConvModule(
-                hidden,
-                hidden,
-                kernel_size=3,
-                padding=1,
-                bias=False,
-                conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg,
-                act_cfg=None)
-        self.expand = ConvModule(
-            hidden,
-            in_channels,
-            kernel_size=1,
-            bias=False,
-            conv_cfg=conv_cfg,
-            norm_cfg=norm_cfg,
-            act_cfg=None)
+            self.full_scale = conv_bn(hidden, hidden, 3)
+            self.half_scale = conv_bn(hidden, hidden, 3)
+        self.expand = conv_bn(hidden, in_channels, 1)
 
-    def _neighbour_relation(self, squeezed: torch.Tensor,
-                            aligned: torch.Tensor,
-                            direction: str) -> torch.Tensor:
-        """Relate every segment to its aligned neighbour (Eq. (4)).
-
-        Args:
-            squeezed (Tensor): ``S``, ``(N, T, C/r, H, W)``.
-            aligned (Tensor): ``Conv_cw(S)``, ``(N, T, C/r, H, W)``.
-            direction (str): ``'forward'`` (neighbour ``t + 1``) or
-                ``'backward'`` (neighbour ``t - 1``).
-
-        Returns:
-            Tensor: ``(N*T, C/r, H, W)``, zero where the neighbour is
-            missing.
-        """
-        if direction == 'forward':
-            neighbour, current = aligned[:, 1:], squeezed[:, :-1]
-        else:
-            neighbour, current = aligned[:, :-1], squeezed[:, 1:]
+    def _relation(self, neighbour: torch.Tensor,
+                  current: torch.Tensor) -> torch.Tensor:
+        """The temporal operator of Eq. (4) (or its Table 1(a) average)."""
         if self.temporal_operator == 'difference':
-            relation = neighbour - current
-        else:
-            relation = (neighbour + current) / 2
-        missing = relation.new_zeros(relation[:, :1].shape)
-        if direction == 'forward':
-            relation = torch.cat([relation, missing], dim=1)
-        else:
-            relation = torch.cat([missing, relation], dim=1)
-        return relation.flatten(0, 1)
+            return neighbour - current
+        return (neighbour + current) / 2
 
     def _multi_scale(
-        self,
-        diff: torch.Tensor,
-        full_scale_input: Optional[torch.Tensor] = None
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Average the difference over three receptive fields (Eq. (5)).
+            self, diff: torch.Tensor, full_scale_input: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Eq. (5)'s sum of three receptive fields, averaged.
 
         Args:
-            diff (Tensor): ``(N*T, C/r, H, W)``.
-            full_scale_input (Tensor, optional): Replaces ``diff`` as the
-                input of the full-scale conv (the Dec-2020 quirk).
+            diff (Tensor): ``D``, ``(N*T, C/r, H, W)``.
+            full_scale_input (Tensor): The full-scale branch's input:
+                ``D``, or for the Dec-2020 quirk the forward direction's
+                full-scale output.
 
         Returns:
-            tuple: the combined ``(N*T, C/r, H, W)`` map and the full-scale
-            branch output (needed by the quirk), or ``(diff, None)`` when
-            ``multi_scale`` is off.
+            Tensor: ``M`` and the full-scale branch's output, both
+            ``(N*T, C/r, H, W)``.
         """
-        if not self.multi_scale:
-            return diff, None
+        full = self.full_scale(full_scale_input)
         half = self.half_scale(F.avg_pool2d(diff, kernel_size=2, stride=2))
-        half = F.interpolate(half, size=diff.shape[-2:], mode='nearest')
-        full = self.full_scale(
-            diff if full_scale_input is None else full_scale_input)
-        # Same summation order as the release, for bitwise-close outputs.
-        combined = 1.0 / 3.0 * diff + 1.0 / 3.0 * half + 1.0 / 3.0 * full
-        return combined, full
+        half = F.interpolate(
+            half,
+            size=diff.shape[-2:],
+            mode=self.upsample_mode,
+            **({} if self.upsample_mode == 'nearest' else dict(
+                align_corners=False)))
+        return (diff + half + full) / 3, full
 
-    def _excitation(self, relation: torch.Tensor) -> torch.Tensor:
-        """Map a ``(N*T, C/r, H, W)`` combined map to ``Z`` or ``A``."""
+    def _logits(self, relation: torch.Tensor) -> torch.Tensor:
+        """``Z = BN(Conv1x1(.))`` of a combined map (step 3)."""
         if self.fusion == 'channel_attention':
             relation = F.adaptive_avg_pool2d(relation, 1)
-        z = self.expand(relation)
-        if self.fusion == 'add':
-            return z
-        return torch.sigmoid(z) - 0.5
+        return self.expand(relation)
 
-    def forward(self,
-                x: torch.Tensor,
-                temporal: Optional[nn.Module] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Excite segment features with their temporal differences.
 
-        Runs :meth:`fast_forward` where it applies (:meth:`uses_fast_path`,
-        true for the release's settings), else :meth:`reference_forward`;
-        both compute the same function.
-
         Args:
-            x (Tensor): ``(N*T, C, H, W)``.
-            temporal (nn.Module, optional): A module applied to the result
-                (TDN's temporal conv): ``self(x, temporal)`` equals
-                ``temporal(self(x))``, but in training a
-                :class:`ChannelwiseTemporalConv` is fused into the
-                excitation (see :class:`ExcitationFunction`), which keeps
-                less for the backward pass.
+            x (Tensor): ``F``, ``(N*T, C, H, W)``.
 
         Returns:
             Tensor: ``(N*T, C, H, W)``.
         """
-        if self.multi_scale and x.dim() == 4 and min(x.shape[-2:]) < 2:
+        n = check_segment_batch(x, self.num_segments, type(self).__name__)
+        if self.multi_scale and min(x.shape[-2:]) < 2:
             raise ValueError(
                 f'{type(self).__name__}: its half-resolution branch (2x2 '
                 f'average pooling) needs feature maps of at least 2x2, got '
                 f'{tuple(x.shape[-2:])}. The input resolution is too small '
                 'for this stage: use larger frames (e.g. >= 48 px for a '
                 'ResNet) or build the L-TDM with multi_scale=False.')
-        if self.uses_fast_path():
-            return self.fast_forward(x, temporal)
-        out = self.reference_forward(x)
-        return out if temporal is None else temporal(out)
-
-    def reference_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The straightforward form: one direction after the other, each
-        through the layers as written in Eqs. (4)-(6) and the release.
-
-        Args:
-            x (Tensor): ``(N*T, C, H, W)``.
-
-        Returns:
-            Tensor: ``(N*T, C, H, W)``.
-        """
-        n = check_segment_batch(x, self.num_segments, type(self).__name__)
         squeezed = self.squeeze(x)
         aligned = self.align(squeezed)
-        squeezed = squeezed.view(n, self.num_segments, *squeezed.shape[1:])
-        aligned = aligned.view(n, self.num_segments, *aligned.shape[1:])
-
-        directions = ['forward', 'backward'] if self.bidirectional \
-            else ['forward']
-        excitations: List[torch.Tensor] = []
-        forward_full = None
-        # Directions run one after the other (not batched) so that in
-        # training every BN sees one direction per call, as in the release.
-        for direction in directions:
-            relation = self._neighbour_relation(squeezed, aligned, direction)
-            quirk_input = forward_full if (
-                direction == 'backward'
-                and self.backward_full_scale_from_forward) else None
-            combined, full = self._multi_scale(relation, quirk_input)
-            if direction == 'forward':
-                forward_full = full
-            excitations.append(self._excitation(combined))
-
-        if len(excitations) == 2:
-            excitation = 0.5 * excitations[0] + 0.5 * excitations[1]
-        else:
-            excitation = excitations[0]
-        if self.fusion == 'add':
-            return x + excitation
-        return x + x * excitation
-
-    # ------------------------------------------------------------------
-    # Fast path: same function, fewer passes over full-size tensors.
-
-    def uses_fast_path(self) -> bool:
-        """Whether :meth:`forward` runs :meth:`fast_forward`.
-
-        It covers the attention fusions (the release's ``'attention'`` and
-        ``'channel_attention'``) with BatchNorm layers; the ``'add'``
-        fusion and the Dec-2020 quirk use :meth:`reference_forward`.
-        """
-        layers = [self.squeeze, self.expand]
-        if self.multi_scale:
-            layers += [self.full_scale, self.half_scale]
-        return (self.fusion in ('attention', 'channel_attention')
-                and not self.backward_full_scale_from_forward
-                and all(is_foldable_conv_bn(m) and m.norm.track_running_stats
-                        for m in layers))
-
-    @property
-    def num_directions(self) -> int:
-        return 2 if self.bidirectional else 1
-
-    def _relate(self, neighbour: torch.Tensor,
-                current: torch.Tensor) -> torch.Tensor:
-        if self.temporal_operator == 'difference':
-            return neighbour - current
-        return (neighbour + current) / 2
-
-    def _all_relations(self, squeezed: torch.Tensor,
-                       aligned: torch.Tensor) -> torch.Tensor:
-        """Both directions' relations (Eq. (4)) in one batch.
-
-        Args:
-            squeezed (Tensor): ``S``, ``(N, T, C/r, H, W)``.
-            aligned (Tensor): ``Conv_cw(S)``, ``(N, T, C/r, H, W)``.
-
-        Returns:
-            Tensor: ``(D*N*T, C/r, H, W)``, direction-major (forward
-            first), so each direction is a contiguous half; zero where the
-            neighbour is missing. Written once, without padded copies.
-        """
-        n, t = squeezed.shape[:2]
-        relations = squeezed.new_zeros(self.num_directions,
-                                       *squeezed.shape)
-        relations[0, :, :-1] = self._relate(aligned[:, 1:], squeezed[:, :-1])
-        if self.bidirectional:
-            relations[1, :, 1:] = self._relate(aligned[:, :-1],
-                                               squeezed[:, 1:])
-        return relations.view(-1, *squeezed.shape[2:])
-
-    def _per_direction(self, norm: nn.Module,
-                       y: torch.Tensor) -> torch.Tensor:
-        """``norm`` applied to each direction's half of ``y`` separately,
-        so that a training-mode BN normalises (and updates its running
-        statistics) per direction, forward first, as the release's two
-        sequential calls do."""
-        if self.num_directions == 1 or not norm.training:
-            return norm(y)
-        return torch.cat([norm(part) for part in y.chunk(2)])
-
-    def _combined_train(self, relations: torch.Tensor) -> torch.Tensor:
-        """Eq. (5) with BN layers that may be in training mode."""
-        if not self.multi_scale:
-            return relations
-        half = self.half_scale.conv(
-            avg_pool2x2(relations))
-        half = self._per_direction(self.half_scale.norm, half)
-        full = self._per_direction(self.full_scale.norm,
-                                   self.full_scale.conv(relations))
-        combined = add_upsampled_(torch.add(relations, full), half)
-        return combined.mul_(1.0 / 3.0)
-
-    def _combined_eval(self, relations: torch.Tensor) -> torch.Tensor:
-        """Eq. (5) with eval-mode BNs folded into the convs.
-
-        ``(D + BN(Conv(D))) / 3`` is one conv: the BN's affine map and the
-        identity (at the kernel centre) are folded into its weights; the
-        half-scale branch is added into its output in place.
-        """
-        if not self.multi_scale:
-            return relations
-        full_conv = self.full_scale.conv
-        weight, bias = folded_conv_bn(self.full_scale, scale=1.0 / 3.0)
-        if self._identity_foldable(full_conv):
-            centre = full_conv.kernel_size[0] // 2
-            identity = torch.eye(
-                weight.shape[0], dtype=weight.dtype, device=weight.device)
-            weight = weight.clone()
-            weight[:, :, centre, centre] += identity / 3.0
-            combined = conv2d_like(full_conv, relations, weight, bias)
-        else:
-            combined = conv2d_like(full_conv, relations, weight, bias)
-            combined.add_(relations, alpha=1.0 / 3.0)
-        weight, bias = folded_conv_bn(self.half_scale, scale=1.0 / 3.0)
-        half = conv2d_like(self.half_scale.conv,
-                           avg_pool2x2(relations),
-                           weight, bias)
-        return add_upsampled_(combined, half)
-
-    @staticmethod
-    def _identity_foldable(conv: nn.Conv2d) -> bool:
-        k = conv.kernel_size
-        return (conv.groups == 1 and conv.in_channels == conv.out_channels
-                and k[0] == k[1] and k[0] % 2 == 1
-                and conv.padding == (k[0] // 2, k[1] // 2)
-                and conv.stride == (1, 1) and conv.dilation == (1, 1))
-
-    def _attention_difference(self, combined: torch.Tensor,
-                              num_frames: int) -> torch.Tensor:
-        """``sigmoid(Z_fwd) + sigmoid(Z_bwd) - 1`` (two directions) or
-        ``sigmoid(Z) - 0.5`` (one), ``Z = BN(Conv1x1(combined))``.
-
-        With eval-mode BN the BN is folded into the conv, and the backward
-        direction is convolved with negated weights, since
-        ``sigmoid(z) - 1 = -sigmoid(-z)``: the sum is then one subtraction.
-        """
-        conv = self.expand.conv
-        parts = combined.split(num_frames)
-        if not self.expand.norm.training:
-            weight, bias = folded_conv_bn(self.expand)
-            forward = conv2d_like(conv, parts[0], weight, bias).sigmoid_()
-            # Without autograd the result reuses the (warm) buffer of a
-            # full-size map rather than allocating another one.
-            inplace = not torch.is_grad_enabled()
-            if self.num_directions == 1:
-                return forward.sub_(0.5) if inplace else forward - 0.5
-            backward = conv2d_like(conv, parts[1], -weight,
-                                   -bias).sigmoid_()
-            return forward.sub_(backward) if inplace else forward - backward
-        z = conv(combined)
-        attention = [
-            self.expand.norm(part).sigmoid_()
-            for part in z.split(num_frames)
-        ]
-        if self.num_directions == 1:
-            return attention[0] - 0.5
-        return torch.add(attention[0], attention[1]).sub_(1.0)
-
-    def _fusable_temporal(self, temporal: Optional[nn.Module]) -> bool:
-        return (isinstance(temporal, ChannelwiseTemporalConv)
-                and temporal.num_segments == self.num_segments)
-
-    def fast_forward(self,
-                     x: torch.Tensor,
-                     temporal: Optional[nn.Module] = None) -> torch.Tensor:
-        """:meth:`reference_forward` with both directions as one batch.
-
-        The directions' relations form one ``(2*N*T, C/r, H, W)`` batch,
-        so each conv runs once for both (BNs in training mode still
-        normalise each direction on its own); eval-mode BNs are folded
-        into the convs; the half-scale map is added without materialising
-        its upsampled copy; and the excitation is
-        ``x + x * (A_fwd + A_bwd) / 2`` written as one ``addcmul`` over
-        ``sigmoid(Z_fwd) + sigmoid(Z_bwd) - 1``, so the only full-size
-        (``C``-channel) tensors are the two ``Z`` and their difference.
-
-        In training (BN in training mode) the excitation runs in
-        :class:`ExcitationFunction`, which also applies ``temporal`` when
-        it is a channel-wise temporal conv.
-
-        Args:
-            x (Tensor): ``(N*T, C, H, W)``.
-            temporal (nn.Module, optional): Applied to the result.
-
-        Returns:
-            Tensor: ``(N*T, C, H, W)``.
-        """
-        n = check_segment_batch(x, self.num_segments, type(self).__name__)
-        if self.squeeze.norm.training:
-            squeezed = self.squeeze(x)
-        else:
-            squeezed = conv2d_like(self.squeeze.conv, x,
-                                   *folded_conv_bn(self.squeeze))
-        aligned = self.align(squeezed)
         shape = (n, self.num_segments, *squeezed.shape[1:])
-        relations = self._all_relations(
-            squeezed.view(shape), aligned.view(shape))
-        norms = [self.expand.norm]
+        squeezed, aligned = squeezed.view(shape), aligned.view(shape)
+        # Zero relation where the neighbour is missing: pad T (dim 1).
+        forward_diff = F.pad(
+            self._relation(aligned[:, 1:], squeezed[:, :-1]),
+            (0, 0, 0, 0, 0, 0, 0, 1)).flatten(0, 1)
+        forward_full = None
         if self.multi_scale:
-            norms += [self.full_scale.norm, self.half_scale.norm]
-        if any(norm.training for norm in norms):
-            combined = self._combined_train(relations)
-        else:
-            combined = self._combined_eval(relations)
-        if self.fusion == 'channel_attention':
-            combined = F.adaptive_avg_pool2d(combined, 1)
-        norm = self.expand.norm
-        if norm.training and excitation_supported(self.expand):
-            fuse = self._fusable_temporal(temporal)
-            out = ExcitationFunction.apply(
-                x, combined, self.expand.conv.weight, norm.weight,
-                norm.bias, temporal.conv.weight[:, 0] if fuse else None,
-                self.expand, self.num_segments)
-            if temporal is not None and not fuse:
-                out = temporal(out)
-            return out
-        difference = self._attention_difference(combined, x.shape[0])
-        value = 0.5 if self.bidirectional else 1.0
-        if not torch.is_grad_enabled() and difference.shape == x.shape:
-            # Inference: write into the difference's buffer (see above).
-            out = torch.addcmul(x, x, difference, value=value,
-                                out=difference)
-        else:
-            out = torch.addcmul(x, x, difference, value=value)
-        return out if temporal is None else temporal(out)
+            forward_diff, forward_full = self._multi_scale(
+                forward_diff, forward_diff)
+        z_forward = self._logits(forward_diff)
+        if not self.bidirectional:
+            if self.fusion == 'add':
+                return x + z_forward
+            return torch.addcmul(x, x, torch.sigmoid(z_forward) - 0.5)
+
+        backward_diff = F.pad(
+            self._relation(aligned[:, :-1], squeezed[:, 1:]),
+            (0, 0, 0, 0, 0, 0, 1, 0)).flatten(0, 1)
+        if self.multi_scale:
+            backward_diff, _ = self._multi_scale(
+                backward_diff, forward_full
+                if self.backward_full_scale_from_forward else backward_diff)
+        z_backward = self._logits(backward_diff)
+        if self.fusion == 'add':
+            return torch.add(x, z_forward + z_backward, alpha=0.5)
+        # Eqs. (2), (6): F + F * ((s_f - 1/2) + (s_b - 1/2)) / 2, written
+        # as F + 1/2 F (s_f + s_b - 1) (two full-size passes fewer).
+        gate = torch.sigmoid(z_forward) + torch.sigmoid(z_backward)
+        return torch.addcmul(x, x, gate - 1.0, value=0.5)
+
+    def switch_to_deploy(self) -> None:
+        """Fold every eval-mode BN into the conv before it, in place.
+
+        A one-time reparameterisation for inference: with the BNs'
+        running statistics (eval mode) the module computes the same
+        function with fewer passes over the ``C``-channel maps (the BN
+        after the expand conv). Afterwards the BNs are ``nn.Identity``;
+        do not train the module further.
+        """
+        fuse_conv_bn(self)
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, '
@@ -538,4 +271,5 @@ class LongTermTDM(BaseModule):
                 f'temporal_operator={self.temporal_operator!r}, '
                 f'multi_scale={self.multi_scale}, '
                 f'bidirectional={self.bidirectional}, '
-                f'fusion={self.fusion!r}')
+                f'fusion={self.fusion!r}, '
+                f'upsample_mode={self.upsample_mode!r}')

@@ -2,7 +2,6 @@
 """TDRL's Progressive Enhancement Module (PEM), Weng et al., ECCV 2020."""
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmaction.registry import MODELS
 
 from .temporal_modules import check_positive_int, check_segment_batch
@@ -26,7 +25,8 @@ class ProgressiveEnhancementModule(nn.Module):
 
     The recurrence runs over the segments of each video independently and
     is sequential in ``t``; the loop over ``T`` acts on ``(N, C / r)``
-    tensors only. Segment ``t``'s output depends on the other segments
+    vectors only, the full features are read by the pooling and written
+    once by Eq. 3. Segment ``t``'s output depends on the other segments
     only through ``m_t`` (and, with ``memory_init='last_diff'``, through
     ``m_0 = d_{T-1}``).
 
@@ -103,58 +103,39 @@ class ProgressiveEnhancementModule(nn.Module):
                                    hidden)  # W_g
         self.excite = nn.Linear(hidden, in_channels)  # W_a
 
-    def differences(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Eq. 4: ``(N, T, C)`` pooled features -> ``d``, ``(N, T, C/r)``.
-        """
-        diff = self.f2(pooled[:, 1:]) - self.f1(pooled[:, :-1])
-        last = diff.new_ones if self.last_diff == 'ones' else diff.new_zeros
-        return torch.cat([diff, last(diff.shape[0], 1, diff.shape[2])], 1)
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The enhancement vectors ``a_t`` (Eq. 4-6) of ``(N*T, C, H, W)``
+        features, as ``(N, T, C)``.
 
-    def memories(self, diff: torch.Tensor) -> torch.Tensor:
-        """Eq. 5: differences ``(N, T, C/r)`` -> memories ``(N, T, C/r)``.
+        Public so that feature visualisations can show what PEM selects.
         """
+        n = check_segment_batch(x, self.num_segments, type(self).__name__)
+        c = x.shape[1]
+        pooled = x.reshape(n, self.num_segments, c, -1).mean(dim=3)  # GAP
+        # Eq. 4; f1 and f2 end with their ReLU.
+        diff = self.f2(pooled[:, 1:]) - self.f1(pooled[:, :-1])
+        last = torch.ones_like(diff[:, :1]) if self.last_diff == 'ones' \
+            else torch.zeros_like(diff[:, :1])
+        diff = torch.cat([diff, last], dim=1)  # (N, T, C/r)
         if self.memory_init == 'last_diff':
             memory = diff[:, -2]
         elif self.memory_init == 'first_diff':
             memory = diff[:, 0]
         else:
             memory = torch.zeros_like(diff[:, 0])
-        # W_g [m || d] = W_gm m + W_gd d: the d part of every step is
-        # computed at once, so the sequential loop only carries W_gm m.
-        w_memory, w_diff = self.gate_proj.weight.split(
-            self.hidden_channels, dim=1)
-        gate_from_diff = F.linear(diff, w_diff, self.gate_proj.bias)
         memories = []
-        for t in range(diff.shape[1]):
-            gate = torch.sigmoid(gate_from_diff[:, t] +
-                                 F.linear(memory, w_memory))
-            memory = memory + gate * (diff[:, t] - memory)
+        # Eq. 5 is a recurrence in t; the loop acts on (N, C/r) vectors.
+        for t in range(self.num_segments):
+            gamma = torch.sigmoid(
+                self.gate_proj(torch.cat([memory, diff[:, t]], dim=1)))
+            memory = (1 - gamma) * memory + gamma * diff[:, t]
             memories.append(memory)
-        return torch.stack(memories, 1)
-
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """The channel attention ``a_t`` (Eq. 4-6) of ``(N*T, C, H, W)``
-        features, as ``(N, T, C)``.
-
-        The only pass over the full features is the pooling; everything
-        after it acts on ``(N, T, C)`` and ``(N, T, C/r)`` tensors.
-        """
-        n = check_segment_batch(x, self.num_segments, type(self).__name__)
-        nt, c, h, w = x.shape
-        pooled = x.view(n, self.num_segments, c, h * w).mean(dim=3)
-        return torch.sigmoid(
-            self.excite(self.memories(self.differences(pooled))))
+        return torch.sigmoid(self.excite(torch.stack(memories, 1)))  # Eq. 6
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Enhance ``(N*T, C, H, W)`` features (Eq. 3); same shape out.
-
-        A following linear temporal module can instead take
-        :meth:`attention` as a scale (e.g.
-        ``ChannelwiseTemporalConv.scaled_forward``) and skip this
-        multiplication; ``TDRLBlock`` does so.
-        """
-        attention = self.attention(x)
-        return (x.view(*attention.shape, -1) * attention[..., None]).view_as(x)
+        """Enhance ``(N*T, C, H, W)`` features (Eq. 3); same shape out."""
+        attention = self.attention(x).reshape(x.shape[0], x.shape[1], 1, 1)
+        return x * attention
 
     def extra_repr(self) -> str:
         return (f'num_segments={self.num_segments}, '

@@ -14,10 +14,9 @@ import torch.nn.functional as F
 from mmaction.models.backbones.resnet import ResNet, make_res_layer
 from mmaction.registry import MODELS
 from mmaction.utils import ConfigType, OptConfigType
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, fuse_conv_bn
 from mmengine.model import BaseModule
 
-from .fast_ops import add_upsampled_, avg_pool2x2, lerp_upsampled_
 from .temporal_modules import check_positive_int
 
 # Release rule (``tdn_net``): (alpha, beta) = (0.5, 0.5) for 8 segments,
@@ -79,7 +78,7 @@ class ShortTermTDM(BaseModule):
         init_cfg (dict, optional): MMEngine init config. Defaults to None.
 
     Shape:
-        :meth:`forward`: ``(N*T, L, 3, H, W)`` frames -> list of
+        :meth:`forward`: ``(N*T, 3 L, H, W)`` frames -> list of
         ``num_fused_stages`` motion features, the first
         ``(N*T, 64, H/8, W/8)``.
         :meth:`fuse`: ``(N*T, C, h, w)`` and ``(N*T, C, h', w')`` ->
@@ -185,47 +184,47 @@ class ShortTermTDM(BaseModule):
             self.res_layers.append(f'layer{i + 1}')
 
     def _check_frames(self, frames: torch.Tensor) -> None:
-        if frames.dim() != 5 or frames.shape[1] != self.frames_per_segment:
+        channels = 3 * self.frames_per_segment
+        if frames.dim() != 4 or frames.shape[1] != channels:
             raise ValueError(
                 f'{type(self).__name__} expects frames of shape (N*T, '
-                f'{self.frames_per_segment}, C, H, W), got '
-                f'{tuple(frames.shape)}.')
+                f'{channels}, H, W) (the {self.frames_per_segment} RGB frames '
+                f'of each segment stacked on channels), got '
+                f'{tuple(frames.shape)}. Frames given as (N*T*L, 3, H, W) '
+                f'stack with `x.view(-1, {channels}, H, W)` (same memory).')
 
     def motion_input(self, frames: torch.Tensor) -> torch.Tensor:
         """Stack the segment's frame differences (or frames) on channels.
 
         Args:
-            frames (Tensor): ``(N*T, L, 3, H, W)``.
+            frames (Tensor): ``(N*T, 3 L, H, W)``, frame ``I_l`` in
+                channels ``[3 (l - 1), 3 l)``.
 
         Returns:
-            Tensor: ``(N*T, 3 (L - 1), H, W)`` for ``'difference'``,
-            ``(N*T, 3 L, H, W)`` for ``'frames'``; channel order
-            ``[I_2 - I_1, I_3 - I_2, ...]`` as in the release.
+            Tensor: ``D``, ``(N*T, 3 (L - 1), H, W)`` for ``'difference'``
+            with channel order ``[I_2 - I_1, I_3 - I_2, ...]`` as in the
+            release; the frames themselves for ``'frames'``.
         """
         self._check_frames(frames)
         if self.input_mode == 'difference':
-            frames = frames[:, 1:] - frames[:, :-1]
-        return frames.flatten(1, 2)
+            return frames[:, 3:] - frames[:, :-3]
+        return frames
 
     def forward(self, frames: torch.Tensor) -> List[torch.Tensor]:
-        """Compute the motion features ``H`` of every fused stage.
+        """Compute the motion features ``H`` of every fused stage (Eq. (3)).
 
         Args:
-            frames (Tensor): ``(N*T, L, 3, H, W)``.
+            frames (Tensor): ``(N*T, 3 L, H, W)``, the ``L`` frames of each
+                segment stacked on channels.
 
         Returns:
             list[Tensor]: ``num_fused_stages`` tensors; the first is
             ``(N*T, 64, H/8, W/8)``, then the outputs of the motion path's
             ``layer1``, ``layer2``, ...
         """
-        self._check_frames(frames)
         # Low-resolution processing: differences are sparse (Sec. 3.2).
-        # Pooling is linear, so the frames are pooled first and differenced
-        # after: the same values, but the full-resolution differences
-        # (4 frames' worth) are never written.
-        pooled = avg_pool2x2(frames.flatten(0, 1))
-        motion = self.motion_input(
-            pooled.view(*frames.shape[:3], *pooled.shape[-2:]))
+        motion = F.avg_pool2d(
+            self.motion_input(frames), kernel_size=2, stride=2)
         motion = self.maxpool(self.stem(motion))
         outs = [motion]
         for layer_name in self.res_layers:
@@ -234,47 +233,42 @@ class ShortTermTDM(BaseModule):
         return outs
 
     def fuse(self, rgb: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
-        """Fuse a motion feature into the RGB feature of the same stage.
+        """Fuse a motion feature into the RGB feature of the same stage
+        (Eq. (1) and the Table 1(b) variants).
 
         Args:
             rgb (Tensor): ``F``, ``(N*T, C, h, w)``.
             motion (Tensor): ``H``, ``(N*T, C, h', w')``; upsampled to
-                ``(h, w)`` with nearest interpolation.
+                ``(h, w)`` with nearest interpolation (release).
 
         Returns:
-            Tensor: ``(N*T, C, h, w)``. Without autograd (inference),
-            ``rgb`` itself, updated in place, for the additive fusions.
+            Tensor: a new ``(N*T, C, h, w)`` tensor; ``rgb`` and ``motion``
+            are left as they are.
         """
         if motion.shape[:2] != rgb.shape[:2]:
             raise ValueError(
                 f'{type(self).__name__}: cannot fuse motion features of '
                 f'shape {tuple(motion.shape)} into RGB features of shape '
                 f'{tuple(rgb.shape)}; batch and channels must match.')
-        if self.fusion in ('weighted_add', 'add'):
-            # Upsampling is added in place (no upsampled copy is written).
-            alpha, beta = self.fusion_weights or (1.0, 1.0)
-            if (not torch.is_grad_enabled() and rgb.is_contiguous()
-                    and alpha + beta == 1.0):
-                # Inference with the release's weights (alpha + beta = 1):
-                # one in-place pass, rgb + beta * (up(motion) - rgb).
-                return lerp_upsampled_(rgb, motion, beta)
-            if not torch.is_grad_enabled() and rgb.is_contiguous():
-                # Inference: nothing else reads ``rgb`` (the stage output
-                # it replaces), so it is updated in place instead of
-                # allocating a second map of that size.
-                fused = rgb.mul_(alpha) if alpha != 1.0 else rgb
-            else:
-                fused = (rgb * alpha if alpha != 1.0 else
-                         rgb.clone()).contiguous()
-            return add_upsampled_(fused, motion, alpha=beta)
-        if motion.shape[-2:] != rgb.shape[-2:]:
-            motion = F.interpolate(motion, size=rgb.shape[-2:], mode='nearest')
         if self.fusion in ('channel_mul', 'channel_mul_add'):
             motion = F.adaptive_avg_pool2d(motion, 1)
+        else:
+            motion = F.interpolate(motion, size=rgb.shape[-2:], mode='nearest')
+        if self.fusion == 'weighted_add':
+            alpha, beta = self.fusion_weights
+            return torch.add(alpha * rgb, motion, alpha=beta)
+        if self.fusion == 'add':
+            return rgb + motion
         attention = torch.sigmoid(motion)
         if self.fusion in ('mul', 'channel_mul'):
             return rgb * attention
-        return rgb + rgb * attention
+        return torch.addcmul(rgb, rgb, attention)
+
+    def switch_to_deploy(self) -> None:
+        """Fold every eval-mode BN into the conv before it, in place (a
+        one-time reparameterisation for inference, the same function with
+        the BNs' running statistics; do not train the module further)."""
+        fuse_conv_bn(self)
 
     def extra_repr(self) -> str:
         return (f'num_segments={self.num_segments}, '

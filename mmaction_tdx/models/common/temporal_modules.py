@@ -18,10 +18,10 @@ of MMAction2's 2D recognizers). Backbones build them from a config such as
   the "+MEM" row of TDRL's Table 4.
 """
 import math
-from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmaction.registry import MODELS
 
 
@@ -57,53 +57,6 @@ def check_positive_int(value, name: str, module_name: str,
         raise ValueError(
             f'{module_name}: `{name}` must be an integer >= {minimum}, '
             f'got {value!r}.')
-
-
-def depthwise_temporal_conv(x: torch.Tensor,
-                            weight: torch.Tensor,
-                            scale: Optional[torch.Tensor] = None
-                            ) -> torch.Tensor:
-    """Depth-wise convolution along ``T`` as ``k`` shifted multiply-adds.
-
-    ``out[n, t, c] = sum_j weight[c, j] * s[n, t', c] * x[n, t', c]`` with
-    ``t' = t + j - k // 2`` (zero outside ``[0, T)``) and ``s = scale`` (or
-    1): ``nn.Conv1d(C, C, k, padding=k // 2, groups=C)`` applied along
-    ``T`` at every spatial position, optionally to ``x * scale``.
-
-    Why not ``nn.Conv1d``: it needs the segment axis last, i.e. two full
-    transposed copies of the features (in and out) around a convolution
-    over sequences of only ``T`` (8) steps, which oneDNN runs far below
-    its usual speed. Here each tap is one pass over the features in their
-    own ``(N, T, C, H*W)`` layout, and a per-segment channel scale folds
-    into the taps' ``(N, T, C)`` coefficients for free.
-
-    Args:
-        x (Tensor): ``(N, T, C, P)``, ``P`` spatial positions.
-        weight (Tensor): ``(C, k)``, ``k`` odd.
-        scale (Tensor, optional): ``(N, T, C)``.
-
-    Returns:
-        Tensor: ``(N, T, C, P)``.
-    """
-    t = x.shape[1]
-    centre = weight.shape[1] // 2
-    # coefficient[j] weighs source segment t' (aligned with x's T axis).
-    if scale is None:
-        coefficient = [weight[:, j, None] for j in range(weight.shape[1])]
-    else:
-        coefficient = [(scale * weight[:, j])[..., None]
-                       for j in range(weight.shape[1])]
-    out = x * coefficient[centre]
-    for offset in range(1, min(centre, t - 1) + 1):
-        before, after = coefficient[centre - offset], coefficient[centre +
-                                                                  offset]
-        if scale is not None:
-            before, after = before[:, :-offset], after[:, offset:]
-        # Segment t takes t - offset (kernel index centre - offset) ...
-        out[:, offset:].addcmul_(x[:, :-offset], before)
-        # ... and t + offset (kernel index centre + offset).
-        out[:, :-offset].addcmul_(x[:, offset:], after)
-    return out
 
 
 @MODELS.register_module()
@@ -145,11 +98,13 @@ class TemporalShift(nn.Module):
         n = check_segment_batch(x, self.num_segments, type(self).__name__)
         nt, c, h, w = x.shape
         fold = c // self.shift_div
-        x = x.view(n, self.num_segments, c, h * w)
-        out = torch.zeros_like(x)
-        out[:, :-1, :fold] = x[:, 1:, :fold]
-        out[:, 1:, fold:2 * fold] = x[:, :-1, fold:2 * fold]
-        out[:, :, 2 * fold:] = x[:, :, 2 * fold:]
+        seq = x.view(n, self.num_segments, c, h * w)
+        # Zero padding along T (dim 1) brings in the missing neighbours;
+        # built from slices and concatenation only, so the graph has no
+        # writes into views (which tracing and ONNX export mishandle).
+        from_next = F.pad(seq[:, 1:, :fold], (0, 0, 0, 0, 0, 1))
+        from_previous = F.pad(seq[:, :-1, fold:2 * fold], (0, 0, 0, 0, 1, 0))
+        out = torch.cat([from_next, from_previous, seq[:, :, 2 * fold:]], 2)
         return out.view(nt, c, h, w)
 
     def extra_repr(self) -> str:
@@ -246,29 +201,32 @@ class ChannelwiseTemporalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Convolve ``(N*T, C, H, W)`` features along ``T``; same shape out.
 
-        Equals ``self.conv`` applied to every spatial position's sequence
-        of ``T`` segments (see :func:`depthwise_temporal_conv`).
-        """
-        return self.scaled_forward(x)
+        ``out[n, t, c] = sum_j w[c, j] * x[n, t + j - k // 2, c]`` (zero
+        outside ``[0, T)``), i.e. ``self.conv`` applied to the sequence of
+        ``T`` segments at every spatial position, computed as ``k``
+        shifted multiply-adds over the features in their own
+        ``(N, T, C, H*W)`` layout.
 
-    def scaled_forward(self,
-                       x: torch.Tensor,
-                       scale: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``self(x * scale)`` without materialising ``x * scale``.
-
-        Args:
-            x (Tensor): ``(N*T, C, H, W)``.
-            scale (Tensor, optional): Per-segment channel scale
-                ``(N, T, C)``, e.g. a channel attention such as TDRL's PEM
-                (Eq. 3), applied to ``x`` before the convolution.
-
-        Returns:
-            Tensor: ``(N*T, C, H, W)``.
+        Why not ``self.conv`` itself: it needs ``T`` last, i.e. a
+        transposed copy of the features in and out, around a convolution
+        over sequences of only ``T`` steps; on a CPU that costs 2-4 times
+        the shifted sum. The multiply-adds accumulate into ``out``, a
+        tensor created here, never into ``x``.
         """
         n = check_segment_batch(x, self.num_segments, type(self).__name__)
         nt, c, h, w = x.shape
-        seq = x.view(n, self.num_segments, c, h * w)
-        out = depthwise_temporal_conv(seq, self.conv.weight[:, 0], scale)
+        t = self.num_segments
+        seq = x.view(n, t, c, h * w)
+        weight = self.conv.weight[:, 0, :, None]  # (C, k, 1)
+        centre = self.kernel_size // 2
+        out = seq * weight[:, centre]
+        for offset in range(1, min(centre, t - 1) + 1):
+            # Segment t reads segment t - offset (kernel index
+            # centre - offset) and t + offset (index centre + offset).
+            out[:, offset:].addcmul_(seq[:, :-offset],
+                                     weight[:, centre - offset])
+            out[:, :-offset].addcmul_(seq[:, offset:],
+                                      weight[:, centre + offset])
         return out.view(nt, c, h, w)
 
     def extra_repr(self) -> str:

@@ -24,6 +24,11 @@ class TSNTDHead(TSNHead):
     and passes them to :meth:`loss`. Without ``loss_td`` it is exactly a
     ``TSNHead``.
 
+    In eval mode the backbone computes no TD features (they exist only to
+    regularise training), so ``mode='loss'`` on an eval-mode model (e.g.
+    a validation-loss hook) returns ``loss_cls`` alone; ``loss_td`` is
+    left out rather than reported as 0.
+
     Args:
         num_classes (int): Number of classes.
         in_channels (int): Channels of the backbone's output.
@@ -65,7 +70,8 @@ class TSNTDHead(TSNHead):
                 :meth:`TSNHead.forward`.
         """
         losses = super().loss(feats, data_samples, **kwargs)
-        if self.loss_td is not None:
+        # Eval mode: no TD features by design (see the class docstring).
+        if self.loss_td is not None and (self.training or td_features):
             losses['loss_td'] = self.loss_by_td_features(
                 td_features, kwargs.get('num_segs'))
         return losses

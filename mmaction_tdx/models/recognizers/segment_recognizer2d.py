@@ -1,43 +1,52 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """A ``Recognizer2D`` for backbones that see several frames per segment and
 may hand auxiliary training features to the head."""
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional
 
 import torch
 from mmaction.models.recognizers import Recognizer2D
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 
+from ..utils.aux_outputs import split_aux_outputs
+
 
 @MODELS.register_module()
 class SegmentRecognizer2D(Recognizer2D):
     """MMAction2's :class:`Recognizer2D` with two backbone contracts added.
 
+    Feature extraction itself is upstream's ``Recognizer2D.extract_feat``
+    (backbone, neck, fully-convolutional test, head) for every stage; this
+    class only shapes its input and takes auxiliary outputs off the
+    backbone's output.
+
     1. **Frames per segment.** A backbone may declare an integer attribute
-       ``frames_per_segment`` (TDN: 5, the centre frame plus its neighbours
-       for the RGB differences). Its input then holds
-       ``views x num_segments x frames_per_segment`` frames per sample, but
-       it returns one feature map per *segment*. The segment count handed to
-       the head for consensus is therefore
-       ``inputs.shape[1] // frames_per_segment``; stock ``Recognizer2D``
-       would pass the frame count and average over the wrong axis.
-       Backbones without the attribute behave exactly as in
-       ``Recognizer2D``.
-    2. **Auxiliary training outputs.** A head may declare
-       ``backbone_aux_outputs`` (a tuple of names, e.g.
-       ``('td_features',)`` for the Temporal Diversity loss). At build time
-       the recognizer asks the backbone for them through
-       ``backbone.request_aux_outputs(names)``; in training the backbone then
-       returns ``(features, {name: value})`` and the values reach
-       ``cls_head.loss`` as keyword arguments. In evaluation and inference
-       the backbone returns the plain feature tensor, so the auxiliary
-       features are neither computed nor kept.
+       ``frames_per_segment`` ``L`` (TDN: 5, the centre frame plus its
+       neighbours for the RGB differences). A sample then holds
+       ``V x T x L`` frames (``V`` views, ``T`` segments), the ``L`` frames
+       of a segment consecutive (``SampleFrames(clip_len=L)``). They are
+       stacked on channels, ``(N, V*T*L, C, H, W) -> (N, V*T, L*C, H, W)``,
+       so the backbone receives ``(N*V*T, L*C, H, W)`` and upstream
+       computes the consensus over ``num_segs = V*T`` segments. Backbones
+       without the attribute behave exactly as in ``Recognizer2D``.
+    2. **Auxiliary training outputs** (the declared channel of
+       :mod:`mmaction_tdx.models.utils.aux_outputs`). A head may declare
+       ``backbone_aux_outputs`` (names, e.g. ``('td_features',)`` for the
+       Temporal Diversity loss). At build time the recognizer asks the
+       backbone for them through ``backbone.request_aux_outputs(names)``;
+       in training the backbone then returns ``(features, {name: value})``,
+       a forward hook keeps the features on upstream's path and the values
+       reach ``cls_head.loss`` as keyword arguments. In eval mode the
+       backbone returns the plain features and computes no auxiliary ones
+       (``mode='loss'`` then gives the head's losses without them, e.g. for
+       validation-loss hooks).
 
     All other arguments are those of ``Recognizer2D``.
     """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._aux_outputs: Dict[str, Any] = {}
         aux_names = tuple(
             getattr(self.cls_head, 'backbone_aux_outputs', ()) or ())
         if aux_names:
@@ -50,6 +59,16 @@ class SegmentRecognizer2D(Recognizer2D):
                     'provide them. Remove that loss from `cls_head` or use a '
                     'backbone that supports it (e.g. ResNetTDRL).')
             request(aux_names)
+            self.backbone.register_forward_hook(self._take_aux_outputs)
+
+    def _take_aux_outputs(self, backbone, args, output):
+        """Forward hook: keep the backbone's auxiliary outputs for the head
+        and hand only the features on to upstream's ``extract_feat``."""
+        feats, aux = split_aux_outputs(backbone, output)
+        if not aux:
+            return None
+        self._aux_outputs.update(aux)
+        return feats
 
     @property
     def frames_per_segment(self) -> int:
@@ -87,13 +106,6 @@ class SegmentRecognizer2D(Recognizer2D):
             f'views, num_clips a multiple of {segments}), or set '
             '`model.backbone.num_segments` to the number of clips sampled.')
 
-    @staticmethod
-    def _split_aux(feats) -> Tuple[torch.Tensor, Dict]:
-        if (isinstance(feats, tuple) and len(feats) == 2
-                and isinstance(feats[1], dict)):
-            return feats[0], feats[1]
-        return feats, {}
-
     def extract_feat(self,
                      inputs: torch.Tensor,
                      stage: str = 'neck',
@@ -107,48 +119,24 @@ class SegmentRecognizer2D(Recognizer2D):
 
         Returns:
             tuple: Features and the keyword arguments for ``loss`` /
-            ``predict``, in which ``num_segs`` is ``V * T``.
+            ``predict``, in which ``num_segs`` is ``V * T``; in training
+            also the backbone's auxiliary outputs (e.g. ``td_features``).
         """
         self._check_frame_count(inputs)
+        per_segment = self.frames_per_segment
+        if per_segment > 1:
+            inputs = inputs.reshape(inputs.shape[0],
+                                    inputs.shape[1] // per_segment,
+                                    per_segment * inputs.shape[2],
+                                    *inputs.shape[3:])
+        self._aux_outputs = {}
         feats, kwargs = super().extract_feat(
             inputs,
-            stage='backbone',
+            stage=stage,
             data_samples=data_samples,
             test_mode=test_mode)
-        feats, aux = self._split_aux(feats)
-        num_segs = kwargs['num_segs'] // self.frames_per_segment
-        kwargs['num_segs'] = num_segs
+        # Dropped at once so that the graph they hold is not kept alive.
+        aux, self._aux_outputs = self._aux_outputs, {}
         if not test_mode:
             kwargs.update(aux)
-        if stage == 'backbone':
-            return feats, kwargs
-
-        fcn_test = kwargs.get('fcn_test', False)
-        if fcn_test and self.test_cfg is not None:
-            num_segs = self.test_cfg.get(
-                'num_segs', getattr(self.backbone, 'num_segments', num_segs))
-        loss_aux = dict()
-        if self.with_neck:
-            feats = [
-                each.reshape((-1, num_segs) +
-                             each.shape[1:]).transpose(1, 2).contiguous()
-                for each in feats
-            ]
-            feats, loss_aux = self.neck(feats, data_samples=data_samples)
-            if not fcn_test:
-                feats = feats.squeeze(2)
-                kwargs['num_segs'] = 1
-        elif fcn_test:
-            feats = feats.reshape((-1, num_segs) +
-                                  feats.shape[1:]).transpose(1,
-                                                             2).contiguous()
-        kwargs['loss_aux'] = loss_aux
-        if stage == 'neck':
-            return feats, kwargs
-        if self.with_cls_head and stage == 'head':
-            head_kwargs = {
-                k: v
-                for k, v in kwargs.items() if k not in aux
-            }
-            return self.cls_head(feats, **head_kwargs), kwargs
         return feats, kwargs

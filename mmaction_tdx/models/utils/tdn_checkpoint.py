@@ -19,15 +19,15 @@ folded into the BN's running mean (exact, see :func:`fold_conv_bias`).
 of ``conv1`` and is dropped.
 """
 import collections
-import pickle
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from mmaction_tdx.compat.torch_load import (
-    is_weights_only_refusal,
-    refusal_details,
+from mmaction_tdx.compat.safe_checkpoint import (
+    CheckpointFileError,
+    UnsafeCheckpointError,
+    load_checkpoint_file,
 )
 
 from .tdn_class_orders import LABEL_ORDERS, check_permutation
@@ -145,25 +145,19 @@ def load_release_checkpoint(path: str) -> dict:
         ValueError: if the file cannot be unpickled that way.
     """
     try:
-        with torch.serialization.safe_globals(RELEASE_CHECKPOINT_GLOBALS):
-            return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
-        # Torch words its refusals in several ways ("Unsupported global:
-        # ...", "unsupported GLOBAL posix.system whose module posix is
-        # blocked", our getattr guard): all start alike.
-        if not is_weights_only_refusal(err):
-            raise ValueError(f'{path} is not a PyTorch checkpoint: {err}') \
-                from None
+        return load_checkpoint_file(
+            path, 'cpu', extra_globals=RELEASE_CHECKPOINT_GLOBALS,
+            allow_mmengine=False)
+    except UnsafeCheckpointError as err:
         raise ValueError(
             f'{path} holds objects that a TDN release checkpoint does not '
             'hold (allowed: tensors, plain containers and '
             f'{[g.__name__ for g in RELEASE_CHECKPOINT_GLOBALS]}); it is '
             'not a checkpoint of MCG-NJU/TDN and was refused as unsafe '
             '(unpickling other objects can run arbitrary code; it was not '
-            f'created). Details: {refusal_details(err)}') from None
-    except RuntimeError as err:
-        raise ValueError(f'{path} is not a PyTorch checkpoint: {err}') \
-            from None
+            f'created). Details: {err.details}') from None
+    except CheckpointFileError as err:  # empty, truncated, not a checkpoint
+        raise ValueError(str(err)) from None
 
 
 def release_state_dict(checkpoint: dict) -> Dict[str, torch.Tensor]:
@@ -223,27 +217,35 @@ def resolve_class_order(num_classes: int,
                         label_order: str = 'auto',
                         class_map: Optional[Sequence[int]] = None
                         ) -> Tuple[List[int], str]:
-    """Which release class becomes each output class.
+    """Which release class becomes each output class, and why.
+
+    ``'auto'`` applies verified orders only: 400 classes are Kinetics-400
+    and stay as stored (the release's order is MMAction2's); 174 classes
+    must be told V1 or V2, whose MMAction2 orders differ; any other count
+    keeps the release's order. The unverified third-party Kinetics map
+    (``'kinetics400-third-party-map'``) is applied only when named.
 
     Args:
         num_classes (int): Classes of the checkpoint.
-        label_order (str): ``'auto'`` (Kinetics-400 for 400 classes;
-            174 classes must be told V1 or V2; otherwise the release's
-            order), ``'release'``, or a key of
+        label_order (str): ``'auto'``, ``'release'``, or a key of
             :data:`~.tdn_class_orders.LABEL_ORDERS` (``'sthv1'``,
-            ``'sthv2'``, ``'kinetics400'``).
+            ``'sthv2'``, ``'kinetics400'``,
+            ``'kinetics400-third-party-map'``).
         class_map (Sequence[int], optional): Explicit permutation; entry
             ``i`` is the release's index of output class ``i``. Overrides
             ``label_order``.
 
     Returns:
-        tuple: the permutation and a description of the written order.
+        tuple: the permutation and a sentence saying which order is
+        written and why.
     """
     if class_map is not None:
         perm = [int(i) for i in class_map]
         check_permutation(perm, num_classes)
-        return perm, 'the given class map'
+        return perm, 'the order of the given class map (--class-map)'
+    chosen = 'chosen'
     if label_order == 'auto':
+        chosen = 'auto'
         if num_classes == 400:
             label_order = 'kinetics400'
         elif num_classes == 174:
@@ -253,18 +255,22 @@ def resolve_class_order(num_classes: int,
                 '`--label-order sthv1` or `--label-order sthv2` (or '
                 '`release` to keep the release\'s alphabetical order).')
         else:
-            label_order = 'release'
+            return list(range(num_classes)), (
+                f"the release's order, unchanged (auto: {num_classes} "
+                'classes is no dataset with a known remapping)')
     if label_order == 'release':
-        return list(range(num_classes)), "the release's order (unchanged)"
+        return list(range(num_classes)), \
+            "the release's order, unchanged (chosen)"
     if label_order not in LABEL_ORDERS:
         raise ValueError(f'Unknown label order {label_order!r}; use one of '
                          f"{['auto', 'release', *LABEL_ORDERS]}.")
-    perm, description = LABEL_ORDERS[label_order]
-    if len(perm) != num_classes:
+    order = LABEL_ORDERS[label_order]
+    if len(order.perm) != num_classes:
         raise ValueError(
-            f'label order {label_order!r} has {len(perm)} classes but the '
-            f'checkpoint has {num_classes}.')
-    return list(perm), description
+            f'label order {label_order!r} has {len(order.perm)} classes but '
+            f'the checkpoint has {num_classes}.')
+    return list(order.perm), f'{order.description} ({chosen}: ' \
+        f'{order.reason})'
 
 
 def expected_recognizer_state(depth: int, num_classes: int,

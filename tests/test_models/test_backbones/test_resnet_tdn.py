@@ -1,5 +1,12 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""ResNetTDN: every Table 1 variant against an independent statement of
+its equations (``tdn_reference``, written on raw tensors and the model's
+parameters), deploy reparameterisation, export/trace/compile/autocast, the
+TD-feature channel and the input contract."""
 import copy
+import importlib.util
+import io
+import os.path as osp
 
 import pytest
 import torch
@@ -18,6 +25,20 @@ from mmaction_tdx.models.common import (
 )
 
 
+def _load_reference():
+    """``tests/test_models/test_common/tdn_reference.py``, by path."""
+    path = osp.join(
+        osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_common',
+        'tdn_reference.py')
+    spec = importlib.util.spec_from_file_location('tdn_reference', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ref = _load_reference()
+
+
 @pytest.fixture(autouse=True)
 def _single_thread():
     """The CI machine is small and shared; one thread avoids contention."""
@@ -29,62 +50,89 @@ def _single_thread():
 
 T, S = 4, 64
 
-# One entry per ablation of Table 1 (options of the modules, not copies).
+RELEASE_SPEC = dict(
+    num_segments=T,
+    frames_per_segment=5,
+    # T = 4: the release's S-TDM weights (0.75, 0.25) (0.5/0.5 only at 8).
+    stdm=dict(input_mode='difference', fusion='weighted_add',
+              weights=(0.75, 0.25), stages=(1, 2)),
+    ltdm=dict(),
+    long_term_stages=(3, 4, 5),
+    temporal=('tconv', ))
+NO_STDM = dict(stdm=None, frames_per_segment=1)
+OTHER_MODULES = dict(NO_STDM, ltdm=None, long_term_stages=(2, 3, 4, 5))
+
+
+def _stdm_spec(**changes):
+    return dict(stdm=dict(RELEASE_SPEC['stdm'], **changes))
+
+
+# One entry per ablation of Table 1 (options of the modules, not copies):
+# the config and, decoded by hand, the reference's explicit options.
 TABLE1_VARIANTS = {
+    'release': (dict(), dict()),
     'a_stdm_stacked_frames':
-    dict(short_term_tdm=dict(type='ShortTermTDM', input_mode='frames')),
+    (dict(short_term_tdm=dict(type='ShortTermTDM', input_mode='frames')),
+     _stdm_spec(input_mode='frames')),
     'a_ltdm_average':
-    dict(long_term_tdm=dict(type='LongTermTDM', temporal_operator='average')),
+    (dict(long_term_tdm=dict(type='LongTermTDM', temporal_operator='average')),
+     dict(ltdm=dict(temporal_operator='average'))),
     **{
-        f'b_stdm_{fusion}': dict(
-            short_term_tdm=dict(type='ShortTermTDM', fusion=fusion))
+        f'b_stdm_{fusion}':
+        (dict(short_term_tdm=dict(type='ShortTermTDM', fusion=fusion)),
+         _stdm_spec(fusion=fusion, weights=None))
         for fusion in ('add', 'mul', 'mul_add', 'channel_mul',
                        'channel_mul_add')
     },
-    'c_ltdm_add':
-    dict(long_term_tdm=dict(type='LongTermTDM', fusion='add')),
+    'c_ltdm_add': (dict(long_term_tdm=dict(type='LongTermTDM', fusion='add')),
+                   dict(ltdm=dict(fusion='add'))),
     'c_ltdm_channel':
-    dict(
-        long_term_tdm=dict(
-            type='LongTermTDM', fusion='channel_attention',
-            multi_scale=False)),
+    (dict(long_term_tdm=dict(
+        type='LongTermTDM', fusion='channel_attention', multi_scale=False)),
+     dict(ltdm=dict(fusion='channel_attention', multi_scale=False))),
     'c_ltdm_single_scale':
-    dict(long_term_tdm=dict(type='LongTermTDM', multi_scale=False)),
+    (dict(long_term_tdm=dict(type='LongTermTDM', multi_scale=False)),
+     dict(ltdm=dict(multi_scale=False))),
     'c_ltdm_forward_only':
-    dict(long_term_tdm=dict(type='LongTermTDM', bidirectional=False)),
+    (dict(long_term_tdm=dict(type='LongTermTDM', bidirectional=False)),
+     dict(ltdm=dict(bidirectional=False))),
+    'c_ltdm_paper_bilinear':
+    (dict(long_term_tdm=dict(type='LongTermTDM', upsample_mode='bilinear')),
+     dict(ltdm=dict(upsample_mode='bilinear'))),
     'd_stdm_stage1':
-    dict(short_term_stages=(1, ), long_term_stages=(2, 3, 4, 5)),
+    (dict(short_term_stages=(1, ), long_term_stages=(2, 3, 4, 5)),
+     dict(_stdm_spec(stages=(1, )), long_term_stages=(2, 3, 4, 5))),
     'd_stdm_stages123':
-    dict(short_term_stages=(1, 2, 3), long_term_stages=(4, 5)),
-    'e_stdm_only':
-    dict(long_term_tdm=None),
-    'e_ltdm_only':
-    dict(short_term_tdm=None),
+    (dict(short_term_stages=(1, 2, 3), long_term_stages=(4, 5)),
+     dict(_stdm_spec(stages=(1, 2, 3)), long_term_stages=(4, 5))),
+    'e_stdm_only': (dict(long_term_tdm=None), dict(ltdm=None)),
+    'e_ltdm_only': (dict(short_term_tdm=None), NO_STDM),
     'e_ltdm_only_centre_of_5':
-    dict(short_term_tdm=None, frames_per_segment=5),
+    (dict(short_term_tdm=None, frames_per_segment=5), dict(stdm=None)),
     'e_baseline_temporal_conv':
-    dict(short_term_tdm=None, long_term_tdm=None),
-    'f_tsm':
-    dict(
+    (dict(short_term_tdm=None, long_term_tdm=None), dict(NO_STDM, ltdm=None)),
+    'f_tsm': (dict(
         short_term_tdm=None,
         long_term_tdm=None,
         temporal_module=dict(type='TemporalShift'),
-        long_term_stages=(2, 3, 4, 5)),
-    'f_teinet':
-    dict(
+        long_term_stages=(2, 3, 4, 5)), dict(OTHER_MODULES, temporal=('tsm',
+                                                                     ))),
+    'f_teinet': (dict(
         short_term_tdm=None,
         long_term_tdm=None,
         temporal_module=[
             dict(type='MotionEnhancementModule'),
             dict(type='ChannelwiseTemporalConv')
         ],
-        long_term_stages=(2, 3, 4, 5)),
+        long_term_stages=(2, 3, 4, 5)), dict(
+            OTHER_MODULES, temporal=('mem', 'tconv'))),
     'f_tconv_5x_frames':
-    dict(short_term_tdm=None, long_term_tdm=None, num_segments=5 * T),
+    (dict(short_term_tdm=None, long_term_tdm=None, num_segments=5 * T),
+     dict(NO_STDM, ltdm=None, num_segments=5 * T)),
     'release_dec2020_quirk':
-    dict(
-        long_term_tdm=dict(
-            type='LongTermTDM', backward_full_scale_from_forward=True)),
+    (dict(long_term_tdm=dict(
+        type='LongTermTDM', backward_full_scale_from_forward=True)),
+     dict(ltdm=dict(backward_full_scale_from_forward=True))),
 }
 
 
@@ -97,16 +145,29 @@ def _backbone(depth=18, **options):
     return model
 
 
-def _clips(model, n=1, seed=0):
-    torch.manual_seed(seed)
-    frames = n * model.num_segments * model.frames_per_segment
-    return torch.randn(frames, 3, S, S)
+def _clips(model, n=1, seed=0, dtype=torch.float32):
+    """``(N*T, L*3, S, S)``: every segment's frames stacked on channels."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n * model.num_segments, 3 * model.frames_per_segment,
+                       S, S, generator=gen, dtype=dtype)
 
 
 def _reverse_segments(x, model):
-    clip = x.view(-1, model.num_segments, model.frames_per_segment,
-                  *x.shape[1:])
-    return clip.flip(1).reshape(x.shape)
+    return x.view(-1, model.num_segments, *x.shape[1:]).flip(1).reshape(
+        x.shape)
+
+
+def _randomised(model):
+    """Non-trivial BN statistics and temporal kernels (float64, eval)."""
+    model = ref.randomise_bn(model.double())
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, ChannelwiseTemporalConv):
+                w = m.conv.weight
+                w.add_(0.3 * torch.randn(w.shape, generator=gen,
+                                         dtype=w.dtype))
+    return model.eval()
 
 
 def test_default_is_the_release_design():

@@ -237,3 +237,165 @@ def test_loads_torchvision_style_imagenet_checkpoint(tmp_path):
     assert torch.equal(
         model.layer1[0].temporal.conv.weight,
         ChannelwiseTemporalConv(64, T).conv.weight)
+
+
+# Independent statements of the TDRL block (Fig. 2, Sec. 3.1) on raw
+# tensors and parameters: PEM's Eq. 3-6 (the reference of the PEM tests),
+# the channel-wise temporal conv and ResNet's BasicBlock, eval-mode BN.
+def _load_pem_reference():
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(osp.dirname(__file__)), 'test_common',
+                    'test_progressive_enhancement.py')
+    spec = importlib.util.spec_from_file_location('_pem_equations', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pem_reference
+
+
+pem_reference = _load_pem_reference()
+
+
+def tim_reference(weight, x, t_count):
+    """``out[t, c] = sum_j w[c, j] x[t + j - k // 2, c]``, zero padded."""
+    k = weight.shape[-1]
+    weight = weight.reshape(weight.shape[0], k)
+    out = torch.zeros_like(x)
+    for v in range(x.shape[0] // t_count):
+        for t in range(t_count):
+            for j in range(k):
+                src = t + j - k // 2
+                if 0 <= src < t_count:
+                    out[v * t_count + t] += (weight[:, j, None, None] *
+                                             x[v * t_count + src])
+    return out
+
+
+def _bn(x, params, prefix, eps=1e-5):
+    mean, var = params[prefix + 'running_mean'], params[prefix + 'running_var']
+    scale = params[prefix + 'weight'] / torch.sqrt(var + eps)
+    return ((x - mean[:, None, None]) * scale[:, None, None] +
+            params[prefix + 'bias'][:, None, None])
+
+
+def basic_block_reference(params, x, u, stride):
+    """ResNet BasicBlock ``relu(bn2(conv2(relu(bn1(conv1(u))))) + id(x))``
+    with the temporal path's output ``u`` entering the residual branch."""
+    import torch.nn.functional as F
+    out = F.conv2d(u, params['conv1.conv.weight'], stride=stride, padding=1)
+    out = torch.relu(_bn(out, params, 'conv1.bn.'))
+    out = F.conv2d(out, params['conv2.conv.weight'], padding=1)
+    out = _bn(out, params, 'conv2.bn.')
+    identity = x
+    if 'downsample.conv.weight' in params:
+        identity = _bn(
+            F.conv2d(x, params['downsample.conv.weight'], stride=stride),
+            params, 'downsample.bn.')
+    return torch.relu(out + identity)
+
+
+def _random_tdrl(**kwargs):
+    """A double-precision R18 TDRL with every parameter and BN statistic
+    random, so that no unit is near identity."""
+    kwargs.setdefault('temporal_module',
+                      dict(type='ChannelwiseTemporalConv', init='random'))
+    model = _backbone(**kwargs).double()
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith('running_var'):
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
+            elif tensor.is_floating_point():
+                scale = 0.3 if '.conv' in name else 1.0
+                tensor.copy_(scale * torch.randn(
+                    tensor.shape, generator=gen, dtype=tensor.dtype))
+    return model.eval()
+
+
+def _sub_state(module, prefix):
+    return {k[len(prefix):]: v for k, v in module.state_dict().items()
+            if k.startswith(prefix)}
+
+
+@pytest.mark.parametrize('enhancement_position,td_position', [
+    ('before_tm', 'after_tm'), ('before_tm', 'before_tm'),
+    ('after_tm', 'after_tm'), ('after_tm', 'before_tm')])
+@pytest.mark.parametrize('layer,index', [('layer1', 1), ('layer2', 0)])
+def test_block_matches_equations(enhancement_position, td_position, layer,
+                                 index):
+    """Each Table 6 order computes its own formula: ``U = PEM(X)``,
+    ``Z = TIM(U)`` (or TIM first), the block's convolutions on the result
+    and the TD features where ``td_position`` says."""
+    model = _random_tdrl(enhancement_position=enhancement_position,
+                         td_position=td_position)
+    block = getattr(model, layer)[index]
+    prefix = f'{layer}.{index}.'
+    params = _sub_state(model, prefix)
+    pem = _sub_state(block, 'enhancement.')
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(2 * T, block.conv1.in_channels, 8, 8, generator=gen,
+                    dtype=torch.float64)
+
+    def pem_eq(v):
+        return pem_reference(pem, v, T)
+
+    def tim_eq(v):
+        return tim_reference(params['temporal.conv.weight'], v, T)
+
+    if enhancement_position == 'before_tm':
+        u = pem_eq(x)
+        z = tim_eq(u)
+        branch_in, td = z, (z if td_position == 'after_tm' else u)
+    else:
+        z = tim_eq(x)
+        branch_in, td = pem_eq(z), (z if td_position == 'after_tm' else x)
+    want = basic_block_reference(params, x, branch_in,
+                                 block.conv1.conv.stride)
+    with torch.no_grad():
+        out, td_features = block(x, return_td=True)
+        assert torch.allclose(block(x), want, atol=1e-10)
+    assert torch.allclose(out, want, atol=1e-10)
+    assert torch.allclose(td_features, td, atol=1e-10)
+
+
+def test_tsm_and_tim_variants_match_equations():
+    """Table 3/4: TSM shift without PEM, and PEM + TIM on raw params."""
+    model = _random_tdrl(enhancement_module=None,
+                         temporal_module=dict(type='TemporalShift'))
+    block = model.layer1[0]
+    params = _sub_state(model, 'layer1.0.')
+    x = torch.randn(T, 64, 6, 6, dtype=torch.float64)
+    fold = 64 // 8
+    shifted = torch.zeros_like(x)
+    shifted[:-1, :fold] = x[1:, :fold]  # channels [0, C/8) from t + 1
+    shifted[1:, fold:2 * fold] = x[:-1, fold:2 * fold]  # from t - 1
+    shifted[:, 2 * fold:] = x[:, 2 * fold:]
+    with torch.no_grad():
+        assert torch.allclose(block(x),
+                              basic_block_reference(params, x, shifted, 1),
+                              atol=1e-10)
+
+
+def test_forward_hooks_see_the_tensors_used():
+    """PEM and TM are called as plain modules: a hook on the TM sees PEM's
+    output as its input, and the TD features are the TM's output, neither
+    changed afterwards."""
+    model = _random_tdrl()
+    block = model.layer2[-1]
+    seen = {}
+    hooks = [
+        block.enhancement.register_forward_hook(
+            lambda m, i, o: seen.update(pem_out=o, pem_out_copy=o.clone())),
+        block.temporal.register_forward_hook(
+            lambda m, i, o: seen.update(tm_in=i[0], tm_out=o,
+                                        tm_out_copy=o.clone())),
+    ]
+    model.train()
+    model.request_aux_outputs(('td_features', ))
+    _, aux = model(_frames().double())
+    for hook in hooks:
+        hook.remove()
+    assert seen['tm_in'] is seen['pem_out']
+    assert aux['td_features'][0] is seen['tm_out']
+    assert torch.equal(seen['pem_out'], seen['pem_out_copy'])
+    assert torch.equal(seen['tm_out'], seen['tm_out_copy'])

@@ -1,12 +1,24 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""The L-TDM against an independent statement of Eqs. (2), (4)-(6).
+
+:func:`tdn_reference.ltdm_reference` is written from the paper and the
+release (``ops/base_module.py``, ``mSEModule``) on raw tensors:
+``F.conv2d`` with the module's weights, BatchNorm by hand (running
+statistics in eval mode, batch statistics in training mode), pooling and
+nearest upsampling by index arithmetic. It takes the options explicitly,
+never from the module.
+"""
 import itertools
 
 import pytest
 import torch
 from mmaction.registry import MODELS
+from tdn_reference import bn_train, ltdm_reference, randomise_bn
 
 import mmaction_tdx  # noqa: F401
 from mmaction_tdx.models.common import LongTermTDM
+
+N, T, C, H, W = 2, 4, 32, 7, 7  # odd size: the half scale must round-trip
 
 
 @pytest.fixture(autouse=True)
@@ -18,12 +30,9 @@ def _single_thread():
     torch.set_num_threads(threads)
 
 
-N, T, C, H, W = 2, 4, 32, 7, 7  # odd size: the half scale must round-trip
-
-
-def _features(seed=0):
-    torch.manual_seed(seed)
-    return torch.randn(N * T, C, H, W)
+def _features(seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(N * T, C, H, W, generator=gen, dtype=dtype)
 
 
 def _reverse_segments(x):
@@ -32,15 +41,8 @@ def _reverse_segments(x):
 
 def _ltdm(**options):
     torch.manual_seed(1)
-    module = LongTermTDM(C, T, reduction=4, **options)
-    # Non-trivial BN statistics and affine parameters.
-    for m in module.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.uniform_(-0.2, 0.2)
-    return module.eval()
+    module = LongTermTDM(C, T, reduction=4, **options).double()
+    return randomise_bn(module).eval()
 
 
 VARIANTS = [
@@ -48,15 +50,81 @@ VARIANTS = [
     for op, ms, bi, fu in itertools.product(
         LongTermTDM.temporal_operators, (True, False), (True, False),
         LongTermTDM.fusions)
+] + [
+    dict(upsample_mode='bilinear'),
+    dict(backward_full_scale_from_forward=True),
 ]
 
 
 @pytest.mark.parametrize('options', VARIANTS, ids=str)
-def test_variant_shapes_and_gradients(options):
+def test_eval_mode_is_the_equations(options):
+    module = _ltdm(**options)
+    x = _features()
+    expected = ltdm_reference(module, x, T, **options)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module(x), expected, rtol=1e-10, atol=1e-10)
+    # The same function with autograd on: no path is chosen by grad mode.
+    torch.testing.assert_close(module(x), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('options', VARIANTS, ids=str)
+def test_training_mode_normalises_each_direction_on_its_own(options):
+    module = _ltdm(**options).train()
+    x = _features()
+    torch.testing.assert_close(
+        module(x),
+        ltdm_reference(module, x, T, norm=bn_train, **options),
+        rtol=1e-9,
+        atol=1e-9)
+
+
+def test_running_statistics_follow_the_release_call_order():
+    """In training the expand BN sees the forward direction, then the
+    backward one: two momentum updates, forward first."""
+    module = _ltdm()
+    start_mean = module.expand.bn.running_mean.clone()
+    start_var = module.expand.bn.running_var.clone()
+    x = _features()
+    # Pre-BN logits of both directions, by the reference in eval mode with
+    # an identity BN after the expand conv.
+    seen = []
+    module.expand.conv.register_forward_hook(
+        lambda mod, args, out: seen.append(out.detach().clone()))
+    module.train()(x)
+    assert len(seen) == 2
+    momentum = module.expand.bn.momentum
+    mean, var = start_mean, start_var
+    for z in seen:
+        n = z.numel() / z.shape[1]
+        batch_mean = z.mean((0, 2, 3))
+        batch_var = z.var((0, 2, 3), unbiased=False) * n / (n - 1)
+        mean = (1 - momentum) * mean + momentum * batch_mean
+        var = (1 - momentum) * var + momentum * batch_var
+    torch.testing.assert_close(module.expand.bn.running_mean, mean)
+    torch.testing.assert_close(module.expand.bn.running_var, var)
+    assert int(module.expand.bn.num_batches_tracked) == 2
+
+
+@pytest.mark.parametrize('options', VARIANTS, ids=str)
+def test_switch_to_deploy_is_the_same_function(options):
+    module = _ltdm(**options)
+    x = _features()
+    with torch.no_grad():
+        expected = module(x)
+        module.switch_to_deploy()
+        deployed = module(x)
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for m in module.modules())
+    torch.testing.assert_close(deployed, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('options', VARIANTS, ids=str)
+def test_gradients_reach_every_parameter(options):
     module = _ltdm(**options).train()
     x = _features().requires_grad_()
     out = module(x)
-    assert out.shape == x.shape
     out.square().mean().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     for name, param in module.named_parameters():
@@ -64,40 +132,36 @@ def test_variant_shapes_and_gradients(options):
         assert param.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize('train', [False, True])
+def test_input_and_hooked_tensors_stay_unchanged(train):
+    module = _ltdm().train(train)
+    captured = []
+
+    def keep(mod, args, out):
+        captured.append((out, out.detach().clone()))
+
+    for sub in module.modules():
+        sub.register_forward_hook(keep)
+    x = _features()
+    before = x.clone()
+    with torch.no_grad():
+        out = module(x)
+    out.add_(1.0)  # a consumer writing into the output touches nothing else
+    assert torch.equal(x, before)
+    assert len(captured) >= 8
+    for tensor, copy in captured[:-1]:
+        assert torch.equal(tensor, copy)
+
+
 def test_registered_and_defaults_are_the_release():
     module = MODELS.build(
         dict(type='LongTermTDM', in_channels=64, num_segments=8))
     assert (module.reduction, module.temporal_operator) == (16, 'difference')
     assert module.multi_scale and module.bidirectional
-    assert module.fusion == 'attention'
+    assert module.fusion == 'attention' and module.upsample_mode == 'nearest'
     assert not module.backward_full_scale_from_forward
     assert module.squeeze.conv.out_channels == 4
     assert module.align.groups == 4 and module.align.bias is None
-
-
-def test_release_formula():
-    """Eqs. (2), (4)-(6) with the release's sign and nearest upsampling."""
-    module = _ltdm()
-    x = _features()
-    with torch.no_grad():
-        s = module.squeeze(x)
-        a = module.align(s).view(N, T, -1, H, W)
-        s = s.view(N, T, -1, H, W)
-        zero = torch.zeros_like(s[:, :1])
-        fwd = torch.cat([a[:, 1:] - s[:, :-1], zero], 1).flatten(0, 1)
-        bwd = torch.cat([zero, a[:, :-1] - s[:, 1:]], 1).flatten(0, 1)
-
-        def attention(d):
-            half = module.half_scale(torch.nn.functional.avg_pool2d(d, 2))
-            # nearest: output pixel i reads input pixel floor(i * 3 / 7)
-            index = torch.arange(H) * half.shape[-1] // H
-            half = half[..., index, :][..., index]
-            ms = (d + half + module.full_scale(d)) / 3
-            return torch.sigmoid(module.expand(ms)) - 0.5
-
-        y = (attention(fwd) + attention(bwd)) / 2
-        expected = x + x * y
-        torch.testing.assert_close(module(x), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_neighbours_only():
@@ -137,23 +201,15 @@ def test_bidirectional_is_symmetric_in_time():
             module(_reverse_segments(x)), _reverse_segments(module(x)))
 
 
-def test_static_segments_give_identity_plus_constant_attention():
-    """With identical segments the differences are ``Conv_cw(S) - S``, so a
-    temporal *average* and a *difference* differ even for static input."""
-    x = _features()[:1].expand(N * T, C, H, W).contiguous()
-    diff = _ltdm()(x)
-    avg = _ltdm(temporal_operator='average')(x)
-    assert diff.shape == avg.shape == x.shape
-    assert not torch.allclose(diff, avg)
-
-
 def test_errors():
     with pytest.raises(ValueError, match='num_segments=4'):
-        _ltdm()(torch.randn(6, C, H, W))
+        _ltdm()(torch.randn(6, C, H, W, dtype=torch.float64))
     with pytest.raises(ValueError, match='fusion'):
         LongTermTDM(C, T, fusion='mul')
     with pytest.raises(ValueError, match='temporal_operator'):
         LongTermTDM(C, T, temporal_operator='sum')
+    with pytest.raises(ValueError, match='upsample_mode'):
+        LongTermTDM(C, T, upsample_mode='bicubic')
     with pytest.raises(ValueError, match='reduction'):
         LongTermTDM(8, T, reduction=16)
     with pytest.raises(ValueError, match='multi_scale=True'):
@@ -162,10 +218,6 @@ def test_errors():
 
 
 def test_too_small_feature_maps_name_the_fix():
-    import pytest
-    import torch
-
-    from mmaction_tdx.models.common.long_term_tdm import LongTermTDM
     module = LongTermTDM(in_channels=32, num_segments=2)
     with pytest.raises(ValueError, match='at least 2x2'):
         module(torch.randn(4, 32, 1, 1))

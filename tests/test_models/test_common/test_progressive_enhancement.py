@@ -23,26 +23,50 @@ def _pem(**kwargs):
     return ProgressiveEnhancementModule(C, T, **kwargs).double()
 
 
-def _reference(pem, x):
-    """Eq. 3-6 written out one video and one step at a time."""
+def pem_reference(params, x, num_segments, memory_init='last_diff',
+                  last_diff='ones'):
+    """Eq. 3-6 of TDRL written out one video and one step at a time, on
+    raw parameters (``params``: the state dict of a PEM), independently of
+    the module's layers.
+    """
+    def relu(v):
+        return torch.where(v > 0, v, torch.zeros_like(v))
+
+    def sigmoid(v):
+        return 1 / (1 + torch.exp(-v))
+
+    w1, b1 = params['f1.0.weight'], params['f1.0.bias']
+    w2, b2 = params['f2.0.weight'], params['f2.0.bias']
+    wg, bg = params['gate_proj.weight'], params['gate_proj.bias']
+    wa, ba = params['excite.weight'], params['excite.bias']
+    t_count = num_segments
     out = torch.empty_like(x)
-    for v in range(N):
-        frames = x[v * T:(v + 1) * T]
-        pooled = [frames[t].mean(dim=(1, 2)) for t in range(T)]
-        d = [pem.f2(pooled[t + 1]) - pem.f1(pooled[t]) for t in range(T - 1)]
-        d.append(torch.ones_like(d[0]) if pem.last_diff ==
-                 'ones' else torch.zeros_like(d[0]))
+    for v in range(x.shape[0] // t_count):
+        frames = x[v * t_count:(v + 1) * t_count]
+        # GAP over H, W of each frame: x_t in R^C.
+        pooled = [frames[t].sum(dim=(1, 2)) / frames[t][0].numel()
+                  for t in range(t_count)]
+        # Eq. 4: d_t = f2(x_{t+1}) - f1(x_t), f = ReLU(W x + b).
+        d = [relu(w2 @ pooled[t + 1] + b2) - relu(w1 @ pooled[t] + b1)
+             for t in range(t_count - 1)]
+        d.append(torch.full_like(d[0], 1.0 if last_diff == 'ones' else 0.0))
         memory = {
-            'last_diff': d[T - 2],
+            'last_diff': d[t_count - 2],
             'first_diff': d[0],
             'zeros': torch.zeros_like(d[0])
-        }[pem.memory_init]
-        for t in range(T):
-            gamma = torch.sigmoid(pem.gate_proj(torch.cat([memory, d[t]])))
+        }[memory_init]
+        for t in range(t_count):
+            # Eq. 5: gamma = sigmoid(W_g [m_{t-1} || d_t]).
+            gamma = sigmoid(wg @ torch.cat([memory, d[t]]) + bg)
             memory = (1 - gamma) * memory + gamma * d[t]
-            a = torch.sigmoid(pem.excite(memory))
-            out[v * T + t] = frames[t] * a[:, None, None]
+            a = sigmoid(wa @ memory + ba)  # Eq. 6
+            out[v * t_count + t] = frames[t] * a[:, None, None]  # Eq. 3
     return out
+
+
+def _reference(pem, x):
+    return pem_reference(pem.state_dict(), x, pem.num_segments,
+                         pem.memory_init, pem.last_diff)
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -53,8 +77,36 @@ def _reference(pem, x):
 ])
 def test_pem_matches_equations(kwargs):
     pem = _pem(**kwargs)
+    _randomise(pem)
     x = _features()
     assert torch.allclose(pem(x), _reference(pem, x), atol=1e-12)
+
+
+def _randomise(pem):
+    """Weights large enough that the ReLUs of f1/f2 cut (about half of the
+    pre-activations negative) and the sigmoids are far from linear."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in pem.parameters():
+            param.copy_(torch.randn(param.shape, generator=gen,
+                                    dtype=param.dtype))
+
+
+def test_pem_relus_and_gates_matter():
+    """The reference would tell a PEM without its ReLUs (or without the
+    gate) from the real one: those changes move the output."""
+    pem = _pem()
+    _randomise(pem)
+    x = _features()
+    params = pem.state_dict()
+    w1, b1 = params['f1.0.weight'], params['f1.0.bias']
+    pre = x.view(N, T, C, -1).mean(3) @ w1.T + b1
+    assert (pre < 0).float().mean() > 0.2
+    linear = _pem()
+    linear.load_state_dict(params)
+    linear.f1[1] = torch.nn.Identity()
+    linear.f2[1] = torch.nn.Identity()
+    assert not torch.allclose(linear(x), _reference(pem, x), atol=1e-6)
 
 
 def _changed_segments(pem, x, segment):

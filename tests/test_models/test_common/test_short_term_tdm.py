@@ -1,7 +1,10 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""The S-TDM against an independent statement of Eqs. (1) and (3)
+(:mod:`tdn_reference`: raw tensors, the module's weights, BN by hand)."""
 import pytest
 import torch
 from mmaction.registry import MODELS
+from tdn_reference import fuse_reference, randomise_bn, stdm_reference
 
 import mmaction_tdx  # noqa: F401
 from mmaction_tdx.models.common import ShortTermTDM
@@ -19,9 +22,16 @@ def _single_thread():
 NT, L, S = 4, 5, 32
 
 
-def _frames(seed=0):
-    torch.manual_seed(seed)
-    return torch.randn(NT, L, 3, S, S)
+def _frames(seed=0, dtype=torch.float64):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(NT, 3 * L, S, S, generator=gen, dtype=dtype)
+
+
+def _stdm(**options):
+    torch.manual_seed(0)
+    options.setdefault('depth', 18)
+    module = ShortTermTDM(8, **options).double()
+    return randomise_bn(module).eval()
 
 
 def test_registered_release_defaults():
@@ -50,63 +60,94 @@ def test_motion_input_is_the_stacked_differences():
     motion = module.motion_input(frames)
     assert motion.shape == (NT, 12, S, S)
     for i in range(4):
-        torch.testing.assert_close(motion[:, 3 * i:3 * i + 3],
-                                   frames[:, i + 1] - frames[:, i])
+        torch.testing.assert_close(
+            motion[:, 3 * i:3 * i + 3],
+            frames[:, 3 * (i + 1):3 * (i + 2)] - frames[:, 3 * i:3 * i + 3])
 
 
 def test_static_video_gives_zero_motion_input():
     module = ShortTermTDM(8, depth=18)
-    static = _frames()[:, :1].expand(NT, L, 3, S, S)
+    static = _frames()[:, :3].repeat(1, L, 1, 1)
     assert module.motion_input(static).abs().max() == 0
 
 
-def test_frames_mode_stacks_all_frames():
-    module = ShortTermTDM(8, depth=18, input_mode='frames')
-    frames = _frames()
-    assert module.stem.conv.in_channels == 15
-    torch.testing.assert_close(
-        module.motion_input(frames), frames.flatten(1, 2))
-
-
+@pytest.mark.parametrize('input_mode', ShortTermTDM.input_modes)
 @pytest.mark.parametrize('stages', [1, 2, 3])
-def test_forward_shapes(stages):
-    module = ShortTermTDM(8, depth=18, num_fused_stages=stages)
-    motions = module(_frames())
-    expected = [(NT, 64, S // 8, S // 8), (NT, 64, S // 8, S // 8),
-                (NT, 128, S // 16, S // 16)][:stages]
-    assert [tuple(m.shape) for m in motions] == expected
+def test_forward_is_eq3(input_mode, stages):
+    module = _stdm(input_mode=input_mode, num_fused_stages=stages)
+    frames = _frames()
+    with torch.no_grad():
+        motions = module(frames)
+    expected = stdm_reference(frames, module.state_dict(), L, input_mode,
+                              stages, prefix='')
+    assert len(motions) == stages
+    for got, want in zip(motions, expected):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    assert motions[0].shape == (NT, 64, S // 8, S // 8)
 
 
 def test_bottleneck_branch_shapes():
     module = ShortTermTDM(8, depth=50)
-    motions = module(_frames())
+    motions = module(_frames(dtype=torch.float32))
     assert [tuple(m.shape) for m in motions] == [(NT, 64, 4, 4),
                                                  (NT, 256, 4, 4)]
 
 
-@pytest.mark.parametrize('fusion', ShortTermTDM.fusions)
-def test_fusions(fusion):
-    module = ShortTermTDM(8, depth=18, fusion=fusion)
-    rgb = torch.randn(NT, 64, 8, 8, requires_grad=True)
-    motion = torch.randn(NT, 64, 4, 4, requires_grad=True)
+@pytest.mark.parametrize('fusion,num_segments,weights', [
+    *[(f, 8, None) for f in ShortTermTDM.fusions],
+    ('weighted_add', 4, None),
+    ('weighted_add', 8, (0.9, 0.3)),
+])
+def test_fusions(fusion, num_segments, weights):
+    module = ShortTermTDM(
+        num_segments, depth=18, fusion=fusion, fusion_weights=weights)
+    expected_weights = weights or ((0.5, 0.5) if num_segments == 8 else
+                                   (0.75, 0.25))
+    gen = torch.Generator().manual_seed(3)
+    rgb = torch.randn(NT, 64, 8, 8, generator=gen, dtype=torch.float64)
+    motion = torch.randn(NT, 64, 4, 4, generator=gen, dtype=torch.float64)
+    rgb.requires_grad_(), motion.requires_grad_()
+    kept = rgb.detach().clone(), motion.detach().clone()
     out = module.fuse(rgb, motion)
-    up = motion.repeat_interleave(2, -1).repeat_interleave(2, -2)
-    channel = torch.sigmoid(motion.mean((2, 3), keepdim=True))
-    expected = dict(
-        weighted_add=0.5 * rgb + 0.5 * up,
-        add=rgb + up,
-        mul=rgb * torch.sigmoid(up),
-        mul_add=rgb + rgb * torch.sigmoid(up),
-        channel_mul=rgb * channel,
-        channel_mul_add=rgb + rgb * channel)[fusion]
-    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(
+        out, fuse_reference(rgb, motion, fusion, expected_weights))
     out.sum().backward()
     assert rgb.grad.abs().sum() > 0 and motion.grad.abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module.fuse(rgb, motion),
+            fuse_reference(rgb, motion, fusion, expected_weights))
+    # The inputs are never written to, with or without autograd.
+    assert torch.equal(rgb.detach(), kept[0])
+    assert torch.equal(motion.detach(), kept[1])
+
+
+def test_odd_sizes_upsample_nearest():
+    module = ShortTermTDM(8, depth=18, fusion='add')
+    gen = torch.Generator().manual_seed(4)
+    rgb = torch.randn(NT, 64, 7, 7, generator=gen)
+    motion = torch.randn(NT, 64, 3, 3, generator=gen)
+    torch.testing.assert_close(
+        module.fuse(rgb, motion), fuse_reference(rgb, motion, 'add'))
+
+
+def test_switch_to_deploy_is_the_same_function():
+    module = _stdm(num_fused_stages=3)
+    frames = _frames()
+    with torch.no_grad():
+        expected = module(frames)
+        module.switch_to_deploy()
+        deployed = module(frames)
+    assert not any(
+        isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        for m in module.modules())
+    for got, want in zip(deployed, expected):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
 
 
 def test_gradients_reach_every_parameter():
     module = ShortTermTDM(8, depth=18, num_fused_stages=3).train()
-    motions = module(_frames())
+    motions = module(_frames(dtype=torch.float32))
     sum(m.square().mean() for m in motions).backward()
     for name, param in module.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
@@ -124,7 +165,7 @@ def test_errors():
     with pytest.raises(ValueError, match='depth'):
         ShortTermTDM(8, depth=42)
     module = ShortTermTDM(8, depth=18)
-    with pytest.raises(ValueError, match=r'\(N\*T, 5, C, H, W\)'):
-        module(torch.randn(NT, 3, 3, S, S))
+    with pytest.raises(ValueError, match=r'\(N\*T, 15, H, W\).*x\.view'):
+        module(torch.randn(NT * L, 3, S, S))
     with pytest.raises(ValueError, match='cannot fuse'):
         module.fuse(torch.randn(NT, 64, 8, 8), torch.randn(NT, 32, 4, 4))

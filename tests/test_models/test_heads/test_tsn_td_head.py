@@ -58,3 +58,17 @@ def test_missing_td_features_is_explained():
     head = _head(loss_td=dict(type='TemporalDiversityLoss'))
     with pytest.raises(ValueError, match='no `td_features`'):
         head.loss(torch.randn(2 * T, C, 2, 2), _samples(), num_segs=T)
+
+
+def test_eval_mode_loss_leaves_td_loss_out():
+    """Validation-loss hooks call an eval-mode model with mode='loss': the
+    backbone computes no TD features then, and the head omits the term."""
+    head = _head(loss_td=dict(type='TemporalDiversityLoss')).eval()
+    feats = torch.randn(2 * T, C, 2, 2)
+    losses = head.loss(feats, _samples(), num_segs=T)
+    assert set(losses) == set(_head().loss(feats, _samples(), num_segs=T))
+    assert 'loss_td' not in losses
+    # Given features, eval mode still computes it.
+    losses = head.loss(feats, _samples(), num_segs=T,
+                       td_features=[torch.randn(2 * T, 8, 4, 4)])
+    assert 'loss_td' in losses

@@ -8,12 +8,18 @@ from mmaction.structures import ActionDataSample
 from mmengine.model import BaseModule
 from mmengine.registry import init_default_scope
 
+from mmaction_tdx.models.utils.aux_outputs import (
+    AuxOutputsMixin,
+    returns_aux_outputs,
+)
+
 init_default_scope('mmaction')
 
 
 @MODELS.register_module(force=True)
 class ToyMultiFrameBackbone(BaseModule):
-    """Averages each segment's ``frames_per_segment`` frames."""
+    """Takes ``(N*T, L*3, H, W)``: averages each segment's ``L`` frames,
+    stacked on channels, and records what it received."""
 
     frames_per_segment = 3
 
@@ -21,30 +27,36 @@ class ToyMultiFrameBackbone(BaseModule):
         super().__init__()
         self.num_segments = num_segments
         self.conv = nn.Conv2d(3, 4, 1)
+        self.received = None
 
     def forward(self, x):
-        frames = x.shape[0]
-        x = x.view(frames // self.frames_per_segment,
-                   self.frames_per_segment, *x.shape[1:]).mean(1)
+        self.received = x
+        x = x.view(x.shape[0], self.frames_per_segment, 3,
+                   *x.shape[2:]).mean(1)
         return self.conv(x)
 
 
 @MODELS.register_module(force=True)
-class ToyAuxBackbone(ToyMultiFrameBackbone):
+class ToyAuxBackbone(AuxOutputsMixin, ToyMultiFrameBackbone):
     frames_per_segment = 1
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.requested = ()
-
-    def request_aux_outputs(self, names):
-        self.requested = tuple(names)
+    supported_aux_outputs = ('toy_aux', )
 
     def forward(self, x):
         feats = super().forward(x)
-        if self.training and self.requested:
+        if returns_aux_outputs(self):
             return feats, {'toy_aux': feats.mean()}
         return feats
+
+
+@MODELS.register_module(force=True)
+class ToyTwoStageBackbone(ToyAuxBackbone):
+    """Plain features are a tuple (two ``out_indices``), as for a neck."""
+
+    def forward(self, x):
+        out = super().forward(x)
+        feats, aux = (out if returns_aux_outputs(self) else (out, None))
+        feats = (feats, feats * 2)
+        return (feats, aux) if aux is not None else feats
 
 
 @MODELS.register_module(force=True)
@@ -100,9 +112,55 @@ def test_plain_backbone_behaves_like_recognizer2d():
     assert kwargs['num_segs'] == 2
 
 
+def test_frames_of_a_segment_are_stacked_on_channels():
+    """(N, V*T*L, C, H, W) reaches the backbone as (N*V*T, L*C, H, W):
+    segment s of sample n holds frames s*L .. s*L + L - 1."""
+    model = build(dict(type='ToyMultiFrameBackbone'))
+    n, v, t, per = 2, 2, 2, 3
+    inputs = torch.randn(n, v * t * per, 3, 8, 8)
+    _, kwargs = model.extract_feat(inputs, test_mode=True)
+    received = model.backbone.received
+    assert received.shape == (n * v * t, per * 3, 8, 8)
+    for sample in range(n):
+        for seg in range(v * t):
+            want = inputs[sample, seg * per:(seg + 1) * per].flatten(0, 1)
+            assert torch.equal(received[sample * v * t + seg], want)
+    assert kwargs['num_segs'] == v * t
+
+
+def test_every_stage_is_upstreams():
+    """Neck-less fcn test and the head stage come from Recognizer2D: the
+    same numbers as upstream on the stacked input."""
+    from mmaction.models.recognizers import Recognizer2D
+    ours = build(dict(type='ToyMultiFrameBackbone')).eval()  # no dropout
+    inputs = torch.randn(2, 2 * 3, 3, 8, 8)
+    upstream = Recognizer2D.extract_feat
+    stacked = inputs.reshape(2, 2, 9, 8, 8)
+    for stage in ('backbone', 'neck', 'head'):
+        got, got_kwargs = ours.extract_feat(inputs, stage=stage)
+        want, want_kwargs = upstream(ours, stacked, stage=stage)
+        assert torch.equal(got, want) and got_kwargs == want_kwargs
+    ours.test_cfg = dict(fcn_test=True)
+    got, _ = ours.extract_feat(inputs, test_mode=True)
+    assert got.shape == (2, 4, 2, 8, 8)  # (N, C, T, H, W) as upstream
+
+
+def test_tuple_features_are_not_mistaken_for_aux_outputs():
+    model = build(dict(type='ToyTwoStageBackbone'), head_type='ToyAuxHead')
+    inputs = torch.randn(2, 2, 3, 8, 8)
+    model.eval()
+    feats, kwargs = model.extract_feat(inputs, stage='backbone')
+    assert isinstance(feats, tuple) and len(feats) == 2
+    assert 'toy_aux' not in kwargs
+    model.train()
+    feats, kwargs = model.extract_feat(inputs, stage='backbone')
+    assert isinstance(feats, tuple) and torch.equal(feats[1], 2 * feats[0])
+    assert torch.equal(kwargs['toy_aux'], feats[0].mean())
+
+
 def test_aux_outputs_only_in_training():
     model = build(dict(type='ToyAuxBackbone'), head_type='ToyAuxHead')
-    assert model.backbone.requested == ('toy_aux', )
+    assert model.backbone.aux_outputs == ('toy_aux', )
     inputs = torch.randn(2, 2, 3, 8, 8)
     model.train()
     losses = model(inputs, samples(2), mode='loss')
@@ -113,6 +171,13 @@ def test_aux_outputs_only_in_training():
         feats, kwargs = model.extract_feat(inputs, test_mode=True)
     assert len(predictions) == 2
     assert torch.is_tensor(feats) and 'toy_aux' not in kwargs
+    assert model._aux_outputs == {}
+
+
+def test_unknown_aux_output_is_explained():
+    with pytest.raises(ValueError, match=r"cannot provide \['other'\]"):
+        MODELS.build(dict(type='ToyAuxBackbone')).request_aux_outputs(
+            ('other', ))
 
 
 def test_head_needing_aux_rejects_plain_backbone():

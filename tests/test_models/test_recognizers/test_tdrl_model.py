@@ -107,6 +107,19 @@ def test_eval_forward_is_plain_and_computes_no_td_features():
     assert calls and not any(kwargs.get('return_td') for kwargs in calls)
 
 
+def test_eval_mode_loss_works_without_td_loss():
+    """Issue 13: mode='loss' on an eval-mode TDRL model with loss_td (a
+    validation-loss hook) gives the classification loss, no exception."""
+    model = MODELS.build(_r18_cfg())
+    data = model.data_preprocessor(_batch(), True)
+    model.train()
+    assert 'loss_td' in model(**data, mode='loss')
+    model.eval()
+    with torch.no_grad():
+        losses = model(**data, mode='loss')
+    assert 'loss_td' not in losses and torch.isfinite(losses['loss_cls'])
+
+
 def test_config_without_loss_td_is_the_plain_model():
     cfg = _r18_cfg()
     cfg.cls_head.pop('loss_td')

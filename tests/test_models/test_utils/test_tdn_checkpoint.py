@@ -12,7 +12,8 @@ from mmaction_tdx.models.utils.tdn_checkpoint import (
     torchvision_resnet_key,
 )
 from mmaction_tdx.models.utils.tdn_class_orders import (
-    KINETICS400_FROM_RELEASE,
+    KINETICS400_FROM_THIRD_PARTY_MAP,
+    LABEL_ORDERS,
     STHV1_FROM_RELEASE,
     STHV2_FROM_RELEASE,
     check_permutation,
@@ -108,21 +109,19 @@ def test_folding_conv_bias_into_bn_is_exact(train):
 
 def test_class_order_constants_are_permutations():
     check_permutation(STHV1_FROM_RELEASE, 174)
-    check_permutation(KINETICS400_FROM_RELEASE, 400)
+    check_permutation(KINETICS400_FROM_THIRD_PARTY_MAP, 400)
     assert STHV2_FROM_RELEASE == tuple(range(174))
     with pytest.raises(ValueError, match='exactly once'):
         check_permutation([0, 0, 1], 3)
 
 
-def test_kinetics_order_spot_checks():
-    """The release's Kinetics order starts ice_skating, sticking_tongue_out,
-    belly_dancing and ends clay_pottery_making (its kinetics-400-map.txt);
+def test_third_party_kinetics_order_spot_checks():
+    """The third-party kinetics-400-map.txt order starts ice_skating,
+    sticking_tongue_out, belly_dancing and ends clay_pottery_making;
     MMAction2's is alphabetical."""
-    names = read_class_names(osp.join(LABEL_MAPS, 'kinetics400.txt')) \
-        if osp.exists(osp.join(LABEL_MAPS, 'kinetics400.txt')) else None
-    if names is None:
-        pytest.skip('shared label maps not available')
-    perm = KINETICS400_FROM_RELEASE
+    names = read_class_names(osp.join(LABEL_MAPS, 'kinetics400.txt'))
+    assert names == sorted(names)
+    perm = KINETICS400_FROM_THIRD_PARTY_MAP
     assert perm[names.index('ice skating')] == 0
     assert perm[names.index('sticking tongue out')] == 1
     assert perm[names.index('belly dancing')] == 2
@@ -131,10 +130,7 @@ def test_kinetics_order_spot_checks():
 
 
 def test_sthv1_order_regenerates_from_label_maps():
-    path = osp.join(LABEL_MAPS, 'sthv1_mmaction_order.txt')
-    if not osp.exists(path):
-        pytest.skip('shared label maps not available')
-    v1 = read_class_names(path)
+    v1 = read_class_names(osp.join(LABEL_MAPS, 'sthv1_mmaction_order.txt'))
     assert tuple(permutation_by_name(sorted(v1), v1)) == STHV1_FROM_RELEASE
     v2 = read_class_names(osp.join(LABEL_MAPS, 'sthv2_mmaction_order.txt'))
     assert v2 == sorted(v1)  # the release's (alphabetical) order is V2's
@@ -147,8 +143,17 @@ def test_permutation_by_name():
 
 
 def test_resolve_class_order():
-    assert resolve_class_order(400)[0] == list(KINETICS400_FROM_RELEASE)
-    assert resolve_class_order(174, 'sthv1')[0] == list(STHV1_FROM_RELEASE)
+    """auto applies verified orders only, and says which and why."""
+    perm, why = resolve_class_order(400)
+    assert perm == list(range(400))  # the release's order is MMAction2's
+    assert 'kinetics400.txt' in why and 'auto' in why
+    assert resolve_class_order(400, 'kinetics400')[0] == list(range(400))
+    perm, why = resolve_class_order(400, 'kinetics400-third-party-map')
+    assert perm == list(KINETICS400_FROM_THIRD_PARTY_MAP)
+    assert 'UNVERIFIED' in why
+    perm, why = resolve_class_order(174, 'sthv1')
+    assert perm == list(STHV1_FROM_RELEASE) and 'remapped' in why
+    assert resolve_class_order(174, 'sthv2')[0] == list(range(174))
     assert resolve_class_order(51)[0] == list(range(51))
     assert resolve_class_order(3, class_map=[2, 0, 1])[0] == [2, 0, 1]
     with pytest.raises(ValueError, match='sthv1.*sthv2'):
@@ -157,3 +162,8 @@ def test_resolve_class_order():
         resolve_class_order(174, 'kinetics400')
     with pytest.raises(ValueError, match='Unknown label order'):
         resolve_class_order(174, 'ucf101')
+
+
+def test_only_the_third_party_map_is_unverified():
+    assert [name for name, order in LABEL_ORDERS.items()
+            if not order.verified] == ['kinetics400-third-party-map']

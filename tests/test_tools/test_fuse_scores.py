@@ -1,5 +1,7 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""Ensembles from --dump files: fusion, checks and the command line."""
+"""tools/analysis/fuse_scores.py: ensembles from --dump files (the default
+sum of probabilities and the TDN release's sum of ReLU'd logits), checks
+and the command line."""
 import importlib.util
 import os.path as osp
 import subprocess
@@ -11,12 +13,21 @@ import torch
 from conftest import REPO_ROOT
 from mmengine import dump
 
-from mmaction_tdx.utils.score_fusion import (
-    ScoreFileMismatch,
-    accuracies,
-    fuse_prediction_files,
-    read_predictions,
-)
+TOOL = osp.join(REPO_ROOT, 'tools', 'analysis', 'fuse_scores.py')
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location('fuse_scores', TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+_TOOL = _load_tool()
+ScoreFileMismatch = _TOOL.ScoreFileMismatch
+accuracies = _TOOL.accuracies
+fuse_prediction_files = _TOOL.fuse_prediction_files
+read_predictions = _TOOL.read_predictions
 
 
 def write_predictions(path, scores, labels):
@@ -82,11 +93,44 @@ def test_command_line(two_models, tmp_path):
 
 
 def test_command_line_reports_bad_files(two_models, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'fuse_scores', osp.join(REPO_ROOT, 'tools/analysis/fuse_scores.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _load_tool()
     broken = tmp_path / 'broken.pkl'
     dump([dict(score=1)], str(broken))
     assert tool.main([two_models[0], str(broken)]) == 1
     assert 'pred_score' in capsys.readouterr().err
+
+
+def test_release_logit_sum_sums_relu_logits_of_every_view(tmp_path):
+    """pkl_to_results.py --multi_segments: sum over models and views of
+    max(logit, 0). Members dumped with average_clips='relu_score' hold
+    mean_v max(s_v, 0); with V views each, their sum is the release's sum
+    divided by V (same ranking)."""
+    rng = np.random.default_rng(0)
+    views, videos, classes = 3, 5, 4
+    logits_a = rng.normal(0, 2, (videos, views, classes))
+    logits_b = rng.normal(0, 2, (videos, views, classes))
+    labels = [0, 1, 2, 3, 0]
+    release = np.zeros((videos, classes))
+    for logits in (logits_a, logits_b):
+        for v in range(views):
+            release = np.maximum(release, 0) + np.maximum(logits[:, v], 0)
+    path_a = write_predictions(tmp_path / 'a.pkl',
+                               np.maximum(logits_a, 0).mean(1), labels)
+    path_b = write_predictions(tmp_path / 'b.pkl',
+                               np.maximum(logits_b, 0).mean(1), labels)
+    fused, _ = fuse_prediction_files([path_a, path_b],
+                                     release_logit_sum=True)
+    np.testing.assert_allclose(fused * views, release, rtol=1e-5)
+
+
+def test_protocol_checks_the_kind_of_scores(two_models, tmp_path, capsys):
+    path_a, path_b, a, *_ = two_models
+    logits = write_predictions(tmp_path / 'l.pkl', np.array(a) * 7 + 1,
+                               [0, 1, 2, 3])
+    with pytest.raises(ScoreFileMismatch, match='average_clips=relu_score'):
+        fuse_prediction_files([path_a, path_b], release_logit_sum=True)
+    with pytest.raises(ScoreFileMismatch, match='--release-logit-sum'):
+        fuse_prediction_files([path_a, logits])
+    tool = _load_tool()
+    assert tool.main([path_a, path_b, '--release-logit-sum']) == 1
+    assert 'relu_score' in capsys.readouterr().err

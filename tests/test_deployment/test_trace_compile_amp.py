@@ -1,0 +1,95 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+"""The other ways users run a model: ``torch.jit.trace``, ``torch.compile``
+(forward and a training step) and bf16 autocast training."""
+import mmaction_tdx  # noqa: F401  # isort: skip
+import pytest
+import torch
+from deploy_helpers import build_quickstart, frames, load_tool
+from mmaction.structures import ActionDataSample
+
+
+def _samples(n):
+    return [ActionDataSample().set_gt_label(i % 10) for i in range(n)]
+
+
+def _train_inputs(model, batch=2, seed=0):
+    """Normalised ``(N, T*L, 3, H, W)`` frames, as the preprocessor gives."""
+    shape = load_tool().input_shape(model.cfg.test_pipeline)
+    raw = frames(shape, batch=batch, seed=seed)
+    pre = model.data_preprocessor
+    return (raw - pre.mean) / pre.std
+
+
+def _loss_and_grads(model, inputs, samples):
+    model.zero_grad(set_to_none=True)
+    losses = model(inputs, samples, mode='loss')
+    loss, _ = model.parse_losses(losses)
+    loss.backward()
+    grads = {name: p.grad.detach().clone()
+             for name, p in model.named_parameters() if p.grad is not None}
+    return losses, grads
+
+
+def _relative_error(a, b):
+    return ((a - b).norm() / b.norm().clamp_min(1e-12)).item()
+
+
+@pytest.mark.parametrize('name', ['tsn', 'tsm', 'tdn', 'tdrl'])
+def test_jit_trace_gives_the_same_output(name):
+    tool = load_tool()
+    model = build_quickstart(name).eval()
+    wrapper = tool.ExportableRecognizer(model).eval()
+    shape = tool.input_shape(model.cfg.test_pipeline)
+    with torch.no_grad():
+        # check_trace re-runs the trace and compares the graphs (what
+        # failed for TDN: "Graphs differed across invocations").
+        traced = torch.jit.trace(wrapper, (frames(shape, seed=0), ))
+        other = frames(shape, seed=1)
+        assert torch.allclose(traced(other), wrapper(other), atol=1e-6)
+
+
+@pytest.mark.parametrize('name', ['tdn', 'tdrl'])
+def test_torch_compile_forward_and_training_step(name):
+    """As MMEngine's ``compile=True`` does (``torch.compile`` of the model,
+    default inductor backend): the same scores, loss and gradients."""
+    model = build_quickstart(name, dropout_ratio=0.0)
+    compiled = torch.compile(model)
+    inputs, samples = _train_inputs(model), _samples(2)
+    model.eval()
+    with torch.no_grad():
+        want = model(inputs, mode='tensor')
+        got = compiled(inputs, mode='tensor')
+    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
+    model.train()
+    eager_losses, eager_grads = _loss_and_grads(model, inputs, samples)
+    losses, grads = _loss_and_grads(compiled, inputs, samples)
+    assert set(losses) == set(eager_losses)
+    if name == 'tdrl':
+        assert 'loss_td' in losses  # the aux-output hook under compile
+    for key in losses:
+        assert torch.allclose(losses[key], eager_losses[key], rtol=1e-4,
+                              atol=1e-6), key
+    assert set(grads) == set(eager_grads)
+    for key in grads:
+        assert _relative_error(grads[key], eager_grads[key]) < 1e-3, key
+
+
+@pytest.mark.parametrize('name', ['tdn', 'tdrl'])
+def test_bf16_autocast_training_step(name):
+    """MMAction2's ``--amp`` path (autocast), in bf16 on CPU: finite
+    gradients close to the fp32 ones."""
+    model = build_quickstart(name, dropout_ratio=0.0).train()
+    inputs, samples = _train_inputs(model), _samples(2)
+    fp32_losses, fp32 = _loss_and_grads(model, inputs, samples)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses, bf16 = _loss_and_grads(model, inputs, samples)
+    assert set(losses) == set(fp32_losses)
+    assert set(bf16) == set(fp32)
+    assert all(torch.isfinite(g).all() for g in bf16.values())
+    flat32 = torch.cat([g.flatten() for g in fp32.values()])
+    flat16 = torch.cat([bf16[k].float().flatten() for k in fp32])
+    # bf16 keeps 8 bits of mantissa: a few percent overall.
+    assert _relative_error(flat16, flat32) < 0.1
+    for key in losses:
+        assert torch.allclose(losses[key].float(), fp32_losses[key],
+                              rtol=0.05, atol=1e-3), key
