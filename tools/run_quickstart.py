@@ -54,6 +54,8 @@ DEMO_SPEC = dict(
 # (tdn-td, for the mini-reproduction) run only when named in --models.
 DEFAULT_MODELS = ('tsn', 'tsm', 'tdn', 'tdrl')
 PAIR_NAMES = [f'{a} / {b}' for a, b in MOTION_PAIRS]
+SHORT_PAIR_NAMES = ('right/left', 'down/up', 'approach/recede', 'cw/acw',
+                    'appear/vanish')
 # MMEngine's training log line, e.g.
 # "Epoch(train) [3][25/25] ... eta: 0:01:02 ... loss: 0.41 top1_acc: 0.9"
 TRAIN_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
@@ -150,28 +152,38 @@ def run(cmd: list, log_path: str, progress=None) -> None:
 
 
 class EpochProgress:
-    """Prints one line per finished epoch of a ``tools/train.py`` log."""
+    """Prints one line per finished epoch of a ``tools/train.py`` log:
+    loss and training accuracy averaged over the epoch's logged
+    iterations (every 5th and the last), time, MMEngine's ETA."""
 
     def __init__(self, title: str, runs_left: int):
         self.title = title
         self.runs_left = runs_left  # runs after this one
         self.began = time.time()
+        self.losses, self.accs = [], []
 
     def __call__(self, line: str) -> None:
         match = TRAIN_LINE.search(line)
-        if not match or match.group(2) != match.group(3):
+        if not match:
             return
-        epoch = int(match.group(1))
-        eta = _field(line, 'eta') or '?'
         loss, acc = _field(line, 'loss'), _field(line, 'top1_acc')
-        text = f'    {self.title} epoch {epoch}: loss {float(loss):.3f}' \
-            if loss else f'    {self.title} epoch {epoch}:'
+        if loss:
+            self.losses.append(float(loss))
         if acc:
-            text += f', train acc {float(acc):.0%}'
-        text += f', {time.time() - self.began:.0f} s, ETA {eta}'
+            self.accs.append(float(acc))
+        if match.group(2) != match.group(3):
+            return
+        text = f'    {self.title} epoch {match.group(1)}:'
+        if self.losses:
+            text += f' loss {np.mean(self.losses):.3f},'
+        if self.accs:
+            text += f' train acc {np.mean(self.accs):.0%},'
+        text += (f' {time.time() - self.began:.0f} s, '
+                 f'ETA {_field(line, "eta") or "?"}')
         if self.runs_left:
             text += f' (+{self.runs_left} more run(s))'
         print(text, flush=True)
+        self.losses, self.accs = [], []
 
 
 def summarise(dump_path: str) -> dict:
@@ -286,8 +298,9 @@ def conclusion(rows) -> str:
     blind = [r['model'] for r in rows if not above_chance(r)]
     text = 'Conclusion: '
     if temporal:
-        text += (f'{", ".join(temporal)} tell a motion from its reversal '
-                 '(direction above chance): they model the order of frames')
+        verb = 'tells' if len(temporal) == 1 else 'tell'
+        text += (f'{", ".join(temporal)} {verb} a motion from its reversal '
+                 '(direction above chance): frame order is modelled')
     if blind:
         text += ('; ' if temporal else '') + (
             f'{", ".join(blind)} cannot (direction at chance)')
@@ -311,10 +324,11 @@ def print_table(rows, seeds):
         print(f'{row["model"]:<6} {row["top1"]:>7.1%} {row["top5"]:>7.1%} '
               f'{row["pair"]:>12.1%} {row["direction"]:>10.1%} '
               f'{spread(row):>9} {row["train_s"]:>8.0f}  {row["config"]}')
-    print('\ndirection per reversal pair (%): ' + ', '.join(
-        f'{row["model"]} ' + '/'.join(
-            '-' if v != v else f'{100 * v:.0f}' for v in row['per_pair'])
-        for row in rows) + f'  [{"; ".join(PAIR_NAMES)}]')
+    print(f'\ndirection per reversal pair (%, {" ".join(SHORT_PAIR_NAMES)}):')
+    for row in rows:
+        print(f'  {row["model"]:<6} ' + ' '.join(
+            f'{"-" if v != v else f"{100 * v:.0f}":>{len(name)}}'
+            for v, name in zip(row['per_pair'], SHORT_PAIR_NAMES)))
     print(conclusion(rows))
 
 
@@ -326,20 +340,22 @@ def plot_results(rows, out: str) -> str:
     import matplotlib.pyplot as plt
 
     from mmaction_tdx.visualization import load_log
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig, axes = plt.subplots(
+        1, 3, figsize=(16, 3.8), gridspec_kw=dict(width_ratios=(1.7, 1, 1)))
     ax = axes[0]
     width = 0.8 / len(rows)
-    labels = [name.replace(' / ', '\n') for name in PAIR_NAMES] + ['all']
+    labels = [*SHORT_PAIR_NAMES, 'direction\n(all)', 'top-1\n(10 classes)']
     x = np.arange(len(labels))
     for i, row in enumerate(rows):
-        values = [*row['per_pair'], row['direction']]
+        values = [*row['per_pair'], row['direction'], row['top1']]
         ax.bar(x + (i - (len(rows) - 1) / 2) * width,
                [100 * v for v in values], width, label=row['model'])
     ax.axhline(50, color='grey', linestyle=':', linewidth=1)
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylim(0, 105)
-    ax.set_ylabel('direction accuracy (%)')
-    ax.set_title('Forward vs reversed, per pair (chance 50 %)', fontsize=9)
+    ax.set_ylabel('accuracy (%)')
+    ax.set_title('Direction within each reversal pair (chance 50 %), '
+                 'top-1', fontsize=9)
     ax.legend(fontsize=7, ncol=len(rows))
     for ax, key, title in ((axes[1], 'loss', 'training loss'),
                            (axes[2], 'top1_acc', 'training accuracy')):

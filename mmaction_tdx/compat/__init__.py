@@ -1,11 +1,14 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """Fixes for defects of today's OpenMMLab stack, applied on import.
 
-Each submodule fixes one upstream defect, names the upstream version in its
-docstring, exposes ``is_needed()`` and ``apply()``, and does nothing where the
-installed upstream is already fixed. :func:`apply_all` runs them in the order
-their dependencies need (the ``mmaction.models`` import fixes before anything
-that imports ``mmaction.models``).
+Each module of :data:`FIXES` fixes one upstream defect, names the upstream
+version in its docstring, exposes ``is_needed()`` and ``apply()``, and does
+nothing where the installed upstream is already fixed. ``is_needed()``
+decides from versions, files or upstream's source (:mod:`._source`), never
+by building a model: every process (and DDP rank) runs it on import.
+:func:`apply_all` runs them in the order their dependencies need (the
+``mmaction.models`` import fixes before anything that imports
+``mmaction.models``).
 
 Setting ``MMACTION_TDX_SKIP_COMPAT`` to a comma-separated list of fix names
 (keys of :data:`FIXES`) skips them; the test-suite uses it to show that each

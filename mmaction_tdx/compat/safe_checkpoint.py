@@ -466,14 +466,20 @@ def allowed_globals(extra: Iterable[Any] = (),
 
 def _resolve(obj: Any, memo: dict) -> Any:
     """``obj`` with every placeholder replaced by its real object, in
-    place for lists and dicts (identity and sharing are kept)."""
+    place for lists, dicts and sets (identity and sharing are kept).
+
+    ``memo`` maps ``id(original) -> (original, result)``; holding the
+    original keeps its id from being reused during the walk.
+    """
     key = id(obj)
     if key in memo:
-        return memo[key]
+        return memo[key][1]
     if isinstance(obj, _Pending):
-        memo[key] = result = obj.resolve(memo)
+        memo[key] = (obj, None)
+        result = obj.resolve(memo)
+        memo[key] = (obj, result)
         return result
-    memo[key] = obj
+    memo[key] = (obj, obj)
     if isinstance(obj, list):
         obj[:] = [_resolve(item, memo) for item in obj]
     elif isinstance(obj, dict):
@@ -481,7 +487,8 @@ def _resolve(obj: Any, memo: dict) -> Any:
                  for k, v in obj.items()]
         if any(new is not old for (new, _), old in zip(items, obj)):
             obj.clear()
-        obj.update(items)
+        for k, v in items:  # not update(): Counter.update adds
+            obj[k] = v
         if type(obj) is OrderedDict and vars(obj):
             _resolve(vars(obj), memo)
     elif isinstance(obj, set):
@@ -491,8 +498,8 @@ def _resolve(obj: Any, memo: dict) -> Any:
     elif type(obj) in (tuple, frozenset):
         items = [_resolve(item, memo) for item in obj]
         if any(new is not old for new, old in zip(items, obj)):
-            memo[key] = type(obj)(items)
-    return memo[key]
+            memo[key] = (obj, type(obj)(items))
+    return memo[key][1]
 
 
 # --------------------------------------------------------------------------
@@ -512,12 +519,16 @@ def max_checkpoint_bytes() -> int:
 
 ZIP_MAGIC = b'PK\x03\x04'
 PICKLE_PROTO = b'\x80'
+# torch's first format (torch < 0.4, e.g. some early torchvision files).
+TAR_MAGIC_AT_257 = b'ustar'
+HEAD_BYTES = 512
 
 
 def _format_problem(head: bytes, name: str) -> Optional[str]:
     """What is wrong with a file that starts with ``head``, or None if it
     may be a PyTorch checkpoint."""
-    if head.startswith((ZIP_MAGIC, PICKLE_PROTO)):
+    if head.startswith((ZIP_MAGIC, PICKLE_PROTO)) or head[257:262] == \
+            TAR_MAGIC_AT_257:
         return None
     if name.endswith('.safetensors'):
         return None  # torch.load reads these through safetensors
@@ -611,7 +622,7 @@ def load_checkpoint_file(source: Any,
                 f'{quote(path)} can not be found (no such file).')
         size = osp.getsize(path)
         with open(path, 'rb') as file:
-            head = file.read(64)
+            head = file.read(HEAD_BYTES)
         source = path
     else:
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -620,7 +631,7 @@ def load_checkpoint_file(source: Any,
         start = source.tell()
         size = source.seek(0, io.SEEK_END) - start
         source.seek(start)
-        head = source.read(64)
+        head = source.read(HEAD_BYTES)
         source.seek(start)
     fail = f'Cannot load the checkpoint {quote(name)}:'
     if size == 0:
@@ -712,7 +723,9 @@ def cached_url_file(url: str,
             raise CheckpointFileError(
                 f'The download of {quote(url)} does not match the SHA-256 '
                 f'prefix {prefix} in its name ({err}): it is damaged or not '
-                'the published file. It was not saved or loaded.') from None
+                'the published file. It was not saved or loaded. (If '
+                f'{prefix} in the name is no hash, download the file '
+                'yourself and give its local path.)') from None
         except OSError as err:  # urllib's URLError/HTTPError included
             raise CheckpointFileError(
                 f'Cannot download the checkpoint {quote(url)} to '
@@ -727,7 +740,8 @@ def cached_url_file(url: str,
                 f'{quote(cached)} does not match the SHA-256 prefix {prefix} '
                 f'in its name (its SHA-256 is {digest}), so it is damaged or '
                 'was replaced. It was not loaded; delete it to download the '
-                'file again.')
+                f'file again. (If {prefix} in the name is no hash, give the '
+                'local path of a copy of the file instead of the URL.)')
     return cached
 
 

@@ -25,11 +25,11 @@ checkpoints hold only during the call and only through checking shims
 MMEngine's own statistics methods, ``collections.Counter``), checks a URL
 file against the SHA-256 prefix in its name (``name-<hash>.pth``), also
 when it comes from the cache, and reports a refused object
-(:class:`UnsafeCheckpointError`) or an unreadable file
-(:class:`CheckpointFileError`: empty, truncated, corrupt, too large,
-another format, a hash mismatch) naming the file. Torch's process-wide list
-of safe globals is left as it is: a user's own ``torch.load`` after
-``import mmaction_tdx`` behaves as plain torch's.
+(:class:`~.safe_checkpoint.UnsafeCheckpointError`) or an unreadable
+file (:class:`~.safe_checkpoint.CheckpointFileError`: empty, truncated,
+corrupt, too large, another format, a hash mismatch) naming the file.
+Torch's process-wide list of safe globals is left as it is: a user's own
+``torch.load`` after ``import mmaction_tdx`` behaves as plain torch's.
 
 With a torch that has no scoped allowlist
 (``torch.serialization.safe_globals``, torch < 2.5) the fix stands aside;
@@ -198,9 +198,10 @@ def apply() -> bool:
     for prefixes, loader in SCHEMES:
         mme.CheckpointLoader.register_scheme(
             prefixes=prefixes, loader=loader, force=True)
-    # ``load_from_torchvision``, ``load_from_mmcls`` and MMEngine's own
-    # ``load_from_openmmlab`` look these names up in their module.
-    mme.load_from_http = load_from_http
+        # Also under MMEngine's module-level names: its
+        # ``load_from_torchvision`` and ``load_from_mmcls`` call
+        # ``load_from_http`` by that name.
+        setattr(mme, loader.__name__, loader)
     mme.load_url = load_url
     dl_utils.load_url = load_url
     _APPLIED = True

@@ -13,6 +13,15 @@ that is blind to frame order (TSN with average consensus) therefore cannot
 beat chance within a pair, and its top-1 is bounded by 1/2 (it can still tell
 pairs apart), while temporal models can learn all classes.
 
+The scene is made for models trained from scratch in minutes on a CPU (the
+quick start): a bright, saturated object (each channel >= 140, one at
+255) on a dark, low-contrast texture, and motions that span the whole clip
+and most of the frame (a sweep over about half the frame, a 3x growth, half
+a turn, a fade from nothing), so that 4 segments of a clip see clearly
+different states. The ``tune`` split (:func:`render_clip` only, not
+written by :func:`generate`) has its own scenes, for designing recipes
+without looking at ``val``.
+
 The output follows MMAction2's video-list layout::
 
     <root>/videos/<split>/<class>_<index>.mp4

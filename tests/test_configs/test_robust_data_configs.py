@@ -106,6 +106,7 @@ def bad_list(tmp_path_factory):
     return dict(root=str(root), ann=ann, order=order)
 
 
+@pytest.mark.slow
 def test_stock_quickstart_config_trains_and_validates_through_broken_videos(
         bad_list, tmp_path):
     work_dir = str(tmp_path / 'work')

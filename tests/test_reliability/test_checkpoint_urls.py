@@ -15,6 +15,7 @@ import os.path as osp
 import re
 import shutil
 import threading
+import zipfile
 
 import pytest
 import torch
@@ -323,3 +324,26 @@ def test_url_payload_runs_without_the_fix(tmp_path):
     ], env=dict(TORCH_HOME=str(home),
                 MMACTION_TDX_SKIP_COMPAT='torch_weights_only'))
     assert osp.exists(ran), result.stderr[-2000:]
+
+
+def zipped_legacy_checkpoint(path: str, obj) -> str:
+    """What torch.hub still reads: a zip of one ``torch.save`` file in the
+    format of torch < 1.6."""
+    inner = path + '.inner'
+    torch.save(obj, inner, _use_new_zipfile_serialization=False)
+    with zipfile.ZipFile(path, 'w') as archive:
+        archive.write(inner, 'weights.pth')
+    return path
+
+
+def test_zipped_legacy_checkpoint_checked_too(cache, marker):
+    url = 'https://download.example.org/models/old.pth'
+    zipped_legacy_checkpoint(str(cache / 'old.pth'),
+                             {'x': ShellPayload(marker)})
+    with pytest.raises(UnsafeCheckpointError) as info:
+        CheckpointLoader.load_checkpoint(url)
+    assert 'posix.system' in str(info.value)
+    zipped_legacy_checkpoint(str(cache / 'old.pth'),
+                             {'w': torch.arange(3.)})
+    assert torch.equal(CheckpointLoader.load_checkpoint(url)['w'],
+                       torch.arange(3.))

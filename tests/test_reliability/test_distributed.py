@@ -88,7 +88,7 @@ def test_sync_bn_config_builds_and_converts(make):
     reverted.load_state_dict(converted.state_dict())
     reverted.eval(), converted.eval()
     frames = 4 * getattr(plain.backbone, 'frames_per_segment', 1)
-    inputs = torch.randn(frames, 3, SIZE, SIZE)
+    inputs = torch.randn(frames, 3, SIZE, SIZE).view(4, -1, SIZE, SIZE)
     with torch.no_grad():
         torch.testing.assert_close(
             reverted.backbone(inputs), converted.backbone(inputs))

@@ -47,7 +47,7 @@ def test_conclusion_names_blind_and_temporal_models(tool):
         return dict(model=model, direction=direction,
                     runs=[dict(direction_n=n)])
     text = tool.conclusion([row('TSN', 0.52), row('TDN', 0.95)])
-    assert text.startswith('Conclusion: TDN tell')
+    assert text.startswith('Conclusion: TDN tells')
     assert 'TSN cannot' in text and 'same frames' in text
 
 
@@ -81,3 +81,16 @@ def test_quickstart_prints_progress_a_table_and_a_png(tmp_path):
     assert f'chart and training curves: {tmp_path / "work"}' in \
         result.stdout and png.stat().st_size > 0
     assert 'quick start finished: 2 models' in result.stdout
+
+
+def test_progress_line_averages_the_epochs_logged_iterations(tool, capsys):
+    progress = tool.EpochProgress('TSM', runs_left=2)
+    head = '12/01 11:54:41 - mmengine - INFO - Epoch(train) '
+    progress(head + '[1][ 5/16]  lr: 1e-03  eta: 0:18:02  time: 8.8  '
+             'loss: 2.2  top1_acc: 0.2500  loss_cls: 2.2')
+    assert capsys.readouterr().out == ''  # not the end of the epoch
+    progress(head + '[1][16/16]  lr: 1e-03  eta: 0:17:00  time: 8.8  '
+             'loss: 1.8  top1_acc: 0.3500  loss_cls: 1.8')
+    line = capsys.readouterr().out
+    assert line.startswith('    TSM epoch 1: loss 2.000, train acc 30%,')
+    assert 'ETA 0:17:00 (+2 more run(s))' in line

@@ -3,8 +3,9 @@
 
 Example (the run in docs/benchmark.md)::
 
-    python tools/analysis/benchmark.py --threads 2 --pipeline \\
-        --out work_dirs/benchmark/benchmark.json --profile
+    python tools/analysis/benchmark.py --threads 2 --compile --profile \\
+        --out work_dirs/benchmark/benchmark.json \\
+        tdn_r50 tdn_deploy=tdn_r50,deploy tdn_release tdrl_r50
 
 Models are given as ``[LABEL=]TARGET[,KEY=VALUE...]``: ``TARGET`` is a
 config file, ``tdn_r50``/``tdrl_r50`` (our base configs), or a backbone
@@ -12,13 +13,17 @@ type; ``KEY=VALUE`` overrides the model dict, e.g.
 ``tdrl_no_td=tdrl_r50,cls_head.loss_td=None``. Without models: TDN-R50,
 TDRL-R50, and TDRL-R50 without the TD loss. MMAction2's TSN-R50 and TSM-R50
 are always measured in the same process, interleaved with ours.
+``tdn_release`` is TDN-R50 in the official release's layout;
+``,deploy`` applies the models' ``switch_to_deploy()`` (inference only).
+``--compile`` measures every model also under ``torch.compile``, side by
+side with the eager one in the same run.
 
 Prints the thread count, a Markdown table (median ±half-IQR, ratios to TSN
 and TSM), optionally the time per module type (``--profile``) and the data
 pipeline throughput (``--pipeline``), then a summary line; writes
-everything to ``--out`` as JSON. The logic is
-:mod:`mmaction_tdx.utils.benchmark` and
-:mod:`mmaction_tdx.utils.pipeline_benchmark`.
+everything to ``--out`` as JSON. The logic is in ``benchmark_lib.py`` and
+``benchmark_pipeline.py`` beside this file (developer tooling, not part of
+the installed package).
 """
 import argparse
 import json
@@ -35,8 +40,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from mmaction_tdx.utils import benchmark as bench
-from mmaction_tdx.utils import pipeline_benchmark as pipe
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import benchmark_lib as bench  # noqa: E402
+import benchmark_pipeline as pipe  # noqa: E402
 
 DEFAULT_VIDEOS = osp.join(
     osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), '..',
@@ -73,6 +79,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=defaults.threads,
         help='intra-op threads (torch.set_num_threads)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='also measure every model under torch.compile (inductor), '
+        'interleaved with the eager runs')
     parser.add_argument(
         '--profile',
         action='store_true',
@@ -119,7 +130,8 @@ def main(argv=None) -> int:
         train_batch=args.train_batch,
         repeats=args.repeats,
         warmup=args.warmup,
-        threads=args.threads)
+        threads=args.threads,
+        compile=args.compile)
     specs = ([bench.parse_model_spec(m) for m in args.models]
              if args.models else bench.default_specs())
     threads = bench.set_threads(settings.threads)
@@ -147,12 +159,14 @@ def main(argv=None) -> int:
         profiles = {}
         if args.profile:
             ptask = progress.add_task(
-                'profile', total=len(results) * 2)
+                'profile', total=2 * (len(specs) + 2))
             for spec in bench.baseline_specs() + specs:
                 runner = bench.ModelRunner(spec, settings)
+                modes = ('inference', 'train') if runner.trains else (
+                    'inference', )
                 profiles[spec.name] = {
                     mode: bench.profile_modules(runner, mode=mode)
-                    for mode in ('inference', 'train')
+                    for mode in modes
                 }
                 progress.update(ptask, advance=2, description=spec.name)
             extra['profiles'] = profiles

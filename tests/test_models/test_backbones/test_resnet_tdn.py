@@ -209,23 +209,37 @@ def test_default_r50_shapes():
 
 
 @pytest.mark.parametrize('name', sorted(TABLE1_VARIANTS))
-def test_table1_variants(name):
-    model = _backbone(**TABLE1_VARIANTS[name]).eval()
+def test_table1_variant_computes_its_own_formula(name):
+    """Each variant equals the reference with that variant's options (and
+    so differs from the others); its deployed form is the same function.
+    """
+    config, changes = TABLE1_VARIANTS[name]
+    model = _randomised(_backbone(**config))
+    spec = dict(RELEASE_SPEC, **changes)
+    x = _clips(model, n=2, dtype=torch.float64)
     with torch.no_grad():
-        out = model(_clips(model, n=2))
-    assert out.shape == (2 * model.num_segments, 512, S // 32, S // 32)
+        out = model(x)
+        expected = ref.resnet_tdn_reference(model, x, **spec)
+        assert out.shape == (2 * model.num_segments, 512, S // 32, S // 32)
+        torch.testing.assert_close(out, expected, rtol=1e-9, atol=1e-9)
+        model.switch_to_deploy()
+        assert not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for m in model.modules())
+        torch.testing.assert_close(model(x), out, rtol=1e-6, atol=1e-6)
 
 
 def test_table1_variant_structure():
-    tei = _backbone(**TABLE1_VARIANTS['f_teinet'])
+    tei = _backbone(**TABLE1_VARIANTS['f_teinet'][0])
     assert isinstance(tei.layer1[0].temporal[0], MotionEnhancementModule)
     assert isinstance(tei.layer1[0].temporal[1], ChannelwiseTemporalConv)
-    stage1 = _backbone(**TABLE1_VARIANTS['d_stdm_stage1'])
+    stage1 = _backbone(**TABLE1_VARIANTS['d_stdm_stage1'][0])
     assert stage1.stdm.res_layers == [] and stage1.layer1[0].ltdm
-    stages123 = _backbone(**TABLE1_VARIANTS['d_stdm_stages123'])
+    stages123 = _backbone(**TABLE1_VARIANTS['d_stdm_stages123'][0])
     assert stages123.stdm.res_layers == ['layer1', 'layer2']
     assert stages123.layer2[0].ltdm is None
-    assert _backbone(**TABLE1_VARIANTS['e_ltdm_only']).frames_per_segment == 1
+    only = _backbone(**TABLE1_VARIANTS['e_ltdm_only'][0])
+    assert only.frames_per_segment == 1
 
 
 def test_gradients_reach_every_parameter():
@@ -237,14 +251,44 @@ def test_gradients_reach_every_parameter():
         assert param.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize('train', [False, True])
+def test_forward_hooks_see_unchanged_tensors(train):
+    """No module writes into a tensor another module returned (Grad-CAM
+    and feature visualisation keep references to them).
+
+    Not checked: the BN inside an MMCV ``ConvModule`` whose ``ReLU`` is
+    in place by MMAction2's ResNet default (upstream's own choice; the
+    ``ConvModule``'s output, which our units receive, is checked).
+    """
+    model = _backbone().train(train)
+    captured = []
+
+    def keep(module, args, output):
+        for value in (output if isinstance(output, (tuple, list)) else
+                      [output]):
+            captured.append((value, value.detach().clone()))
+
+    for module in model.modules():
+        if not isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.register_forward_hook(keep)
+    x = _clips(model, n=2)
+    before = x.clone()
+    with torch.set_grad_enabled(train):
+        model(x)
+    assert torch.equal(x, before)
+    assert len(captured) > 100
+    for tensor, copy_ in captured:
+        assert torch.equal(tensor, copy_)
+
+
 def test_static_video_feeds_zeros_to_the_short_term_branch():
     model = _backbone().eval()
     seen = []
     model.stdm.stem.register_forward_pre_hook(
         lambda module, args: seen.append(args[0]))
     torch.manual_seed(0)
-    one_frame = torch.randn(T, 1, 3, S, S)
-    static = one_frame.expand(T, 5, 3, S, S).reshape(-1, 3, S, S)
+    one_frame = torch.randn(T, 3, S, S)
+    static = one_frame.repeat(1, 5, 1, 1)
     with torch.no_grad():
         model(static)
     assert seen[0].shape == (T, 12, S // 2, S // 2)
@@ -254,14 +298,13 @@ def test_static_video_feeds_zeros_to_the_short_term_branch():
 def test_rgb_path_sees_the_centre_frame():
     model = _backbone(short_term_tdm=None, frames_per_segment=5).eval()
     x = _clips(model)
-    centre = x.view(T, 5, 3, S, S)[:, 2]
+    changed = x.clone()
+    changed[:, :6] += 1.0  # frames 1-2
+    changed[:, 9:] -= 1.0  # frames 4-5
     with torch.no_grad():
-        torch.testing.assert_close(
-            model(x),
-            model.layer4(
-                model.layer3(
-                    model.layer2(
-                        model.layer1(model.maxpool(model.conv1(centre)))))))
+        torch.testing.assert_close(model(x), model(changed))
+        changed[:, 6:9] += 1.0  # the centre frame
+        assert not torch.allclose(model(x), model(changed))
 
 
 def test_reversing_segment_order_changes_the_output():
@@ -274,33 +317,215 @@ def test_reversing_segment_order_changes_the_output():
     assert (out_of_reversed - reversed_out).abs().max() > 1e-3
 
 
-def test_frame_count_errors():
+def test_input_contract_errors_name_the_fix():
     model = _backbone().eval()
+    # The old layout (frames on the batch axis).
     with pytest.raises(ValueError) as err:
-        model(torch.randn(4 * T * 5 - 1, 3, S, S))
+        model(torch.randn(T * 5, 3, S, S))
     message = str(err.value)
-    for part in (f'num_segments={T}', str(4 * T * 5 - 1),
+    assert '(N*T, 15, H, W)' in message
+    assert 'x.view(-1, 15, *x.shape[-2:])' in message
+    with pytest.raises(ValueError, match=r'\(N\*T, 15, H, W\)'):
+        model(torch.randn(1, T, 15, S, S))
+    with pytest.raises(ValueError) as err:
+        model(torch.randn(T + 1, 15, S, S))
+    message = str(err.value)
+    for part in (f'num_segments={T}', str(T + 1), 'not a whole number',
                  f'SampleFrames(clip_len=5, frame_interval=1, num_clips={T})'):
         assert part in message
-    with pytest.raises(ValueError, match='not a whole number of clips'):
-        model(torch.randn(T * 5 + 5, 3, S, S))  # 1.25 clips
-    with pytest.raises(ValueError, match=r'\(N\*T\*L, C, H, W\)'):
-        model(torch.randn(1, T * 5, 3, S, S))
+    # L = 1: the ordinary ResNet input.
+    tsn_like = _backbone(short_term_tdm=None).eval()
+    with torch.no_grad():
+        assert tsn_like(torch.randn(T, 3, S, S)).shape == (T, 512, 2, 2)
+    with pytest.raises(ValueError, match=r'\(N\*T, 3, H, W\)'):
+        tsn_like(torch.randn(T, 15, S, S))
 
 
-def test_config_errors():
-    with pytest.raises(ValueError, match='consecutive'):
-        _backbone(short_term_stages=(2, 3))
-    with pytest.raises(ValueError, match='stages 2-5'):
-        _backbone(long_term_stages=(1, 3))
-    with pytest.raises(ValueError, match='frames_per_segment'):
-        _backbone(
-            short_term_tdm=dict(type='ShortTermTDM', frames_per_segment=5),
-            frames_per_segment=3)
-    with pytest.raises(ValueError, match='odd'):
-        _backbone(short_term_tdm=None, frames_per_segment=2)
-    with pytest.raises(ValueError, match='num_stages'):
-        _backbone(num_stages=3)
+# --- TD loss on TDN (td_blocks) ------------------------------------------
+
+TD_BLOCKS = ((), (0, ), (-1, ), (0, 1))
+
+
+@pytest.mark.parametrize('depth,with_cp', [(18, False), (50, True)])
+def test_td_features_are_the_long_term_unit_outputs(depth, with_cp):
+    model = _backbone(depth=depth, td_blocks=TD_BLOCKS, with_cp=with_cp)
+    assert model.supported_aux_outputs == ('td_features', )
+    model.request_aux_outputs(('td_features', ))
+    chosen = [model.layer2[0], model.layer3[-1], model.layer4[0],
+              model.layer4[1]]
+    seen = []
+    for block in chosen:
+        block.temporal.register_forward_hook(
+            lambda module, args, output: seen.append(output))
+    x = _clips(model, n=2).requires_grad_(with_cp)
+    model.train()
+    feats, aux = model(x)
+    assert feats.shape == (2 * T, model.feat_dim, 2, 2)
+    assert list(aux) == ['td_features']
+    assert len(aux['td_features']) == 4
+    for z, hooked in zip(aux['td_features'], seen[:4]):
+        assert z is hooked
+    sum(z.square().mean() for z in aux['td_features']).backward()
+    assert model.layer2[0].ltdm.squeeze.conv.weight.grad is not None
+    # Eval mode (and inference, export): the plain features, nothing kept.
+    model.eval()
+    with torch.no_grad():
+        out = model(x)
+    assert isinstance(out, torch.Tensor)
+    torch.testing.assert_close(out, _feats_without_td(model, x))
+
+
+def _feats_without_td(model, x):
+    plain = copy.deepcopy(model)
+    plain.request_aux_outputs(())
+    with torch.no_grad():
+        return plain.eval()(x)
+
+
+def test_td_loss_reaches_the_head_through_the_recognizer():
+    init_default_scope('mmaction')
+    model = MODELS.build(
+        dict(
+            type='SegmentRecognizer2D',
+            backbone=dict(
+                type='ResNetTDN', depth=18, num_segments=T,
+                td_blocks=((), (), (), (-1, ))),
+            cls_head=dict(
+                type='TSNTDHead',
+                num_classes=3,
+                in_channels=512,
+                loss_td=dict(type='TemporalDiversityLoss', num_segments=T)),
+            data_preprocessor=dict(
+                type='ActionDataPreprocessor', format_shape='NCHW')))
+    from mmaction.structures import ActionDataSample
+    samples = [ActionDataSample().set_gt_label(i) for i in range(2)]
+    inputs = torch.randn(2, T * 5, 3, S, S)
+    losses = model(inputs, samples, mode='loss')
+    assert {'loss_cls', 'loss_td'} <= set(losses)
+    assert losses['loss_td'] > 0
+
+
+def test_td_blocks_errors():
+    with pytest.raises(ValueError, match='one entry'):
+        _backbone(td_blocks=((), (-1, )))
+    with pytest.raises(ValueError, match=r'td_blocks\[1\].*\[-2, 1\]'):
+        _backbone(td_blocks=((), (2, ), (), ()))
+    with pytest.raises(ValueError, match='no long-term unit'):
+        _backbone(td_blocks=((0, ), (), (), ()))
+    with pytest.raises(ValueError, match='no long-term unit'):
+        _backbone(short_term_tdm=None, long_term_tdm=None,
+                  temporal_module=None, td_blocks=((), (0, ), (), ()))
+    with pytest.raises(ValueError, match='td_blocks'):
+        _backbone().request_aux_outputs(('td_features', ))
+    with pytest.raises(ValueError, match='cannot provide'):
+        _backbone().request_aux_outputs(('flow', ))
+
+
+# --- export, tracing, compilation, mixed precision -------------------------
+
+
+def test_jit_trace_gives_the_same_output():
+    model = _randomised(_backbone()).float()
+    x, other = _clips(model, n=1), _clips(model, n=2, seed=1)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, (x, ))  # checks a second run
+        torch.testing.assert_close(traced(other), model(other))
+
+
+@pytest.mark.parametrize('variant', [
+    'release', 'e_stdm_only', 'e_ltdm_only', 'e_baseline_temporal_conv'
+])
+def test_onnx_export_matches_onnxruntime(variant):
+    onnx = pytest.importorskip('onnx')
+    ort = pytest.importorskip('onnxruntime')
+    model = _randomised(_backbone(**TABLE1_VARIANTS[variant][0])).float()
+    x, other = _clips(model, n=1), _clips(model, n=2, seed=1)
+    buffer = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            model, (x, ),
+            buffer,
+            opset_version=17,
+            dynamo=False,
+            input_names=['frames'],
+            output_names=['features'],
+            dynamic_axes={'frames': {
+                0: 'segments'
+            }})
+        expected = model(other)
+    onnx.checker.check_model(onnx.load_from_string(buffer.getvalue()))
+    session = ort.InferenceSession(
+        buffer.getvalue(), providers=['CPUExecutionProvider'])
+    got = torch.from_numpy(session.run(None, {'frames': other.numpy()})[0])
+    scale = expected.abs().max()
+    assert (got - expected).abs().max() <= 1e-4 * scale
+
+
+def _gradients(model, x, autocast):
+    model.zero_grad()
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+        out = model(x)
+    loss = out.float().square().mean()
+    loss.backward()
+    return loss.detach(), {
+        name: param.grad.detach().clone()
+        for name, param in model.named_parameters()
+    }
+
+
+def test_bf16_autocast_training_step_is_close_to_fp32():
+    model = _backbone().train()
+    x = _clips(model)
+    loss32, grads32 = _gradients(copy.deepcopy(model), x, False)
+    loss16, grads16 = _gradients(model, x, True)
+    assert all(torch.isfinite(g).all() for g in grads16.values())
+    assert abs(loss16 / loss32 - 1) < 0.05
+    flat32 = torch.cat([g.flatten() for g in grads32.values()])
+    flat16 = torch.cat([g.flatten() for g in grads16.values()])
+    # bf16 keeps ~3 digits: a plain ResNet-18 reaches about the same.
+    assert torch.cosine_similarity(flat16, flat32, 0) > 0.85
+    largest = max(g.norm() for g in grads32.values())
+    for name, g32 in grads32.items():
+        if g32.norm() > 0.01 * largest:
+            cos = torch.cosine_similarity(grads16[name].flatten(),
+                                          g32.flatten(), 0)
+            assert cos > 0.75, name
+
+
+@pytest.mark.slow
+def test_torch_compile_forward_and_training_step():
+    """Graph capture (no graph break) and autograd of the whole model;
+    ``aot_eager`` skips inductor's C++ code generation, which
+    :func:`test_torch_compile_inductor_on_the_tdn_units` covers."""
+    model = _backbone()
+    eager = copy.deepcopy(model)
+    compiled = torch.compile(model, backend='aot_eager', fullgraph=True)
+    x = _clips(model)
+    out = compiled(x)
+    torch.testing.assert_close(out, eager.train()(x), rtol=1e-4, atol=1e-4)
+    out.square().mean().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    compiled.eval(), eager.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4,
+                                   atol=1e-4)
+
+
+@pytest.mark.slow
+def test_torch_compile_inductor_on_the_tdn_units():
+    torch.manual_seed(0)
+    units = nn.Sequential(
+        LongTermTDM(64, T), ChannelwiseTemporalConv(64, T, init='random'))
+    eager = copy.deepcopy(units)
+    compiled = torch.compile(units)
+    x = torch.randn(2 * T, 64, 8, 8)
+    out = compiled(x)
+    torch.testing.assert_close(out, eager(x), rtol=1e-4, atol=1e-4)
+    out.square().mean().backward()
+    eager(x).square().mean().backward()
+    for (name, p), q in zip(units.named_parameters(), eager.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-5,
+                                   msg=name)
 
 
 def _recognizer(**backbone):
@@ -330,7 +555,7 @@ def test_recognizer_averages_over_segments():
     with torch.no_grad():
         scores, kwargs = model.extract_feat(
             inputs, stage='head', test_mode=True)
-        feats = model.backbone(inputs.view(-1, 3, S, S))
+        feats = model.backbone(inputs.view(-1, 15, S, S))
     assert kwargs['num_segs'] == T
     pooled = feats.mean((2, 3)).view(2, T, -1).mean(1)
     torch.testing.assert_close(scores, model.cls_head.fc_cls(pooled))

@@ -1,12 +1,32 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """The benchmark's measuring logic, on a tiny setting (no timing checks:
 speed targets are checked by running tools/analysis/benchmark.py)."""
+import importlib.util
 import json
+import os.path as osp
+import sys
 
 import pytest
 import torch
 
-from mmaction_tdx.utils import benchmark as bench
+ANALYSIS = osp.join(
+    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+    'analysis')
+
+
+def _load(name):
+    """A module of tools/analysis (developer tooling, not in the package)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(ANALYSIS, name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load('benchmark_lib')
 
 TINY = bench.BenchmarkSettings(
     depth=18,
@@ -123,3 +143,52 @@ def test_profile_modules_accounts_for_the_pass():
     assert '(backward + optimizer)' in {row['module'] for row in train}
     text = bench.format_profile('tdn', rows, top=3).splitlines()
     assert len(text) == 3 + 3 and 'by module type' in text[0]
+
+
+def _result(name, infer_ms, train_ms=None, compiled=False):
+    stats = bench.TimeStats.from_seconds
+    return bench.ModelResult(
+        name=name, backbone='X', frames_per_view=8, params_m=1.0, gflops=1.0,
+        inference=stats([infer_ms / 1e3]),
+        train_step=stats([train_ms / 1e3]) if train_ms else None,
+        inference_peak_mib=1.0, train_peak_mib=1.0 if train_ms else None,
+        compiled=compiled)
+
+
+def test_compiled_rows_are_compared_with_compiled_baselines():
+    c = bench.COMPILED
+    results = [
+        _result('tsn_r50', 100, 300), _result('tsm_r50', 110, 320),
+        _result('tdn_r50', 120, 390), _result('tdn_deploy', 115),
+        _result('tsn_r50' + c, 50, 200, True),
+        _result('tsm_r50' + c, 55, 210, True),
+        _result('tdn_r50' + c, 60, 240, True)
+    ]
+    rel = bench.ratios(results)
+    assert rel['tdn_r50']['vs_tsn_r50']['inference_ms'] == \
+        pytest.approx(1.2)
+    assert rel['tdn_r50' + c]['vs_tsn_r50']['inference_ms'] == \
+        pytest.approx(1.2)
+    assert rel['tdn_r50' + c]['vs_tsn_r50']['train_step_ms'] == \
+        pytest.approx(1.2)
+    assert 'train_step_ms' not in rel['tdn_deploy']['vs_tsn_r50']
+    table = bench.format_table(results).splitlines()
+    assert all(line.count('|') == table[0].count('|') for line in table)
+    summary = bench.summary_line(results)
+    assert 'tdn_r50 (compiled): infer 1.20x TSN' in summary
+    assert 'tsn_r50 (compiled)' not in summary
+
+
+def test_deploy_and_release_specs():
+    spec = bench.parse_model_spec('tdn_deploy=tdn_r50,deploy')
+    assert spec.deploy and spec.name == 'tdn_deploy'
+    assert spec.config['backbone']['type'] == 'ResNetTDN'
+    release = bench.parse_model_spec('tdn_release')
+    settings = bench.BenchmarkSettings(depth=50, num_segments=2,
+                                       img_size=64, num_classes=5)
+    runner = bench.ModelRunner(release, settings)
+    assert runner.view.shape == (1, 10, 3, 64, 64)
+    assert runner.infer().shape == (1, 5)
+    assert runner.train_step() > 0
+    with pytest.raises(ValueError, match='ResNet-50 only'):
+        bench.ModelRunner(release, TINY)

@@ -26,7 +26,19 @@ of any, so a change of machine load hits all models alike):
 Times are medians over ``repeats`` runs after ``warmup`` runs; the spread
 is the inter-quartile range. Everything runs with a fixed number of
 intra-op threads (:func:`set_threads`). :func:`profile_modules` shows where
-the time of a forward pass goes, per module type.
+the time of a forward pass goes, per module type (forward hooks).
+
+With ``BenchmarkSettings.compile`` every model (baselines included) is
+measured a second time as ``torch.compile(model)`` (inductor), interleaved
+with the eager ones, and compiled rows are compared with the compiled
+baselines. A spec may ask for the one-time inference reparameterisation
+(``deploy``: every ``switch_to_deploy()``; inference only), and
+``tdn_release`` is TDN in the official release's layout (the plain
+re-statement of the release's model that the converter's round-trip test
+builds, ``tests/test_tools/test_tdn_official.py``).
+
+Developer tooling: lives beside ``tools/analysis/benchmark.py``, not in the
+installed package.
 """
 import copy
 import os
@@ -43,10 +55,13 @@ import torch.nn as nn
 from mmengine.config import Config
 
 BASELINE_NAMES = ('tsn_r50', 'tsm_r50')
+COMPILED = ' (compiled)'
+RELEASE_NAME = 'tdn_release'
 OUR_MODEL_CONFIGS = {
     'tdn_r50': 'configs/_base_/models/tdn_r50.py',
     'tdrl_r50': 'configs/_base_/models/tdrl_r50.py',
 }
+# tools/analysis/ -> the repository (configs/, tests/).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -63,6 +78,7 @@ class BenchmarkSettings:
         warmup (int): Untimed runs before them.
         threads (int): Intra-op threads (``torch.set_num_threads``).
         num_classes (int): Classes of every head.
+        compile (bool): Also measure every model under ``torch.compile``.
     """
     depth: int = 50
     num_segments: int = 8
@@ -72,6 +88,7 @@ class BenchmarkSettings:
     warmup: int = 2
     threads: int = 2
     num_classes: int = 400
+    compile: bool = False
 
 
 @dataclass
@@ -80,10 +97,14 @@ class ModelSpec:
 
     Args:
         name (str): Label in the tables.
-        config (dict): The ``model`` dict of an MMAction2 config.
+        config (dict): The ``model`` dict of an MMAction2 config, or for
+            ``tdn_release`` just its ``backbone`` settings.
+        deploy (bool): Apply every ``switch_to_deploy()`` (inference
+            only; no training step is measured).
     """
     name: str
     config: dict
+    deploy: bool = False
 
 
 @dataclass
@@ -120,9 +141,10 @@ class ModelResult:
     params_m: float
     gflops: float
     inference: TimeStats
-    train_step: TimeStats
+    train_step: Optional[TimeStats]
     inference_peak_mib: float
-    train_peak_mib: float
+    train_peak_mib: Optional[float]
+    compiled: bool = False
 
     @property
     def gflops_per_s(self) -> float:
@@ -222,15 +244,21 @@ def parse_model_spec(text: str) -> ModelSpec:
 
     ``TARGET`` is a config file (its ``model`` is used), a short name of
     ours (``tdn_r50``, ``tdrl_r50``), a baseline (``tsn_r50``,
-    ``tsm_r50``) or a registered backbone type (e.g. ``ResNetTDRL``), which
-    gets a ``SegmentRecognizer2D`` with a ``TSNHead``. Each ``KEY=VALUE``
-    sets a dotted key of the model dict, e.g. ``cls_head.loss_td=None``;
-    values are Python literals.
+    ``tsm_r50``), ``tdn_release`` (TDN-R50 in the release's layout) or a
+    registered backbone type (e.g. ``ResNetTDRL``), which gets a
+    ``SegmentRecognizer2D`` with a ``TSNHead``. Each ``KEY=VALUE`` sets a
+    dotted key of the model dict, e.g. ``cls_head.loss_td=None``; values are
+    Python literals. The bare word ``deploy`` applies
+    ``switch_to_deploy()`` (e.g. ``tdn_deploy=tdn_r50,deploy``).
     """
     label, _, rest = text.partition('=') if '=' in text.split(',')[0] \
         else ('', '', text)
     target, *overrides = rest.split(',')
-    if target in OUR_MODEL_CONFIGS:
+    deploy = 'deploy' in overrides
+    overrides = [item for item in overrides if item != 'deploy']
+    if target == RELEASE_NAME:
+        config = dict(type=RELEASE_NAME, backbone=dict(depth=50))
+    elif target in OUR_MODEL_CONFIGS:
         config = Config.fromfile(osp.join(
             REPO_ROOT, OUR_MODEL_CONFIGS[target]))['model'].to_dict()
     elif target in BASELINE_NAMES:
@@ -254,7 +282,7 @@ def parse_model_spec(text: str) -> ModelSpec:
                 f'Model spec {text!r}: override {item!r} is not KEY=VALUE.')
         _set_dotted(config, key.strip(), _parse_value(value.strip()))
     name = label or osp.splitext(osp.basename(target))[0]
-    return ModelSpec(name, config)
+    return ModelSpec(name, config, deploy=deploy)
 
 
 def default_specs() -> List[ModelSpec]:
@@ -271,6 +299,11 @@ def apply_settings(config: dict, settings: BenchmarkSettings) -> dict:
     without pretrained weights or data preprocessing."""
     config = copy.deepcopy(config)
     backbone = config['backbone']
+    if config.get('type') == RELEASE_NAME:
+        backbone.update(depth=settings.depth,
+                        num_segments=settings.num_segments)
+        config['num_classes'] = settings.num_classes
+        return config
     backbone['pretrained'] = None
     backbone['depth'] = settings.depth
     if 'num_segments' in backbone or backbone['type'] != 'ResNet':
@@ -287,12 +320,77 @@ def apply_settings(config: dict, settings: BenchmarkSettings) -> dict:
     return config
 
 
+class ReleaseLayoutTDN(nn.Module):
+    """TDN in the official release's layout behind the calls
+    :class:`ModelRunner` makes of a recognizer.
+
+    The network is ``ReleaseTSN`` of ``tests/test_tools/test_tdn_official.py``
+    (the release's ``TDN_Net`` + TSN head restated with its module names;
+    the converter's round-trip test checks that ours scores like it). Input
+    ``(N, T*5, 3, H, W)``, the release's 5 frames per segment.
+    """
+
+    frames_per_segment = 5
+
+    def __init__(self, depth: int, num_segments: int,
+                 num_classes: int) -> None:
+        super().__init__()
+        if depth != 50:
+            raise ValueError('tdn_release exists for ResNet-50 only (the '
+                             f'release has no other depth), got {depth}; '
+                             'use --depth 50.')
+        import importlib.util
+        path = osp.join(REPO_ROOT, 'tests', 'test_tools',
+                        'test_tdn_official.py')
+        spec = importlib.util.spec_from_file_location('_release_tdn', path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        self.net = module.ReleaseTSN(num_segments, num_classes=num_classes)
+        # The runner reads the backbone's name and frames per segment.
+        self.backbone = self.net.base_model
+        self.backbone.frames_per_segment = self.frames_per_segment
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        n, frames, c, h, w = inputs.shape
+        x = inputs.reshape(n * frames // self.frames_per_segment,
+                           self.frames_per_segment * c, h, w)
+        scores = self.net(x)
+        if mode != 'loss':
+            return scores
+        labels = torch.stack([s.gt_label for s in data_samples]).view(-1)
+        return dict(loss_cls=nn.functional.cross_entropy(scores, labels))
+
+    @staticmethod
+    def parse_losses(losses):
+        return sum(losses.values()), {}
+
+
+def switch_to_deploy(model: nn.Module) -> List[str]:
+    """Call every outermost ``switch_to_deploy()`` below ``model``."""
+    done: List[str] = []
+    for name, module in model.named_modules():
+        if any(name.startswith(d + '.') for d in done):
+            continue
+        if module is not model and hasattr(module, 'switch_to_deploy'):
+            module.switch_to_deploy()
+            done.append(name)
+    if not done:
+        raise ValueError(
+            f'{type(model).__name__} has no module with switch_to_deploy(); '
+            'drop `deploy` from the model spec.')
+    return done
+
+
 def build_model(config: dict) -> nn.Module:
-    """Build a recognizer (our package's registrations included: this
-    module lives in ``mmaction_tdx``, whose import registers them)."""
+    """Build a recognizer (our package's registrations included)."""
+    if config.get('type') == RELEASE_NAME:
+        return ReleaseLayoutTDN(num_classes=config['num_classes'],
+                                **config['backbone'])
     from mmaction.registry import MODELS
     from mmaction.utils import register_all_modules
     from mmengine.registry import DefaultScope
+
+    import mmaction_tdx  # noqa: F401  (registers our models)
     register_all_modules(init_default_scope=False)
     with DefaultScope.overwrite_default_scope('mmaction'):
         model = MODELS.build(config)
@@ -333,10 +431,19 @@ class ModelRunner:
         settings (BenchmarkSettings): Shared settings.
     """
 
-    def __init__(self, spec: ModelSpec, settings: BenchmarkSettings) -> None:
+    def __init__(self, spec: ModelSpec, settings: BenchmarkSettings,
+                 compiled: bool = False) -> None:
         self.spec = spec
         self.settings = settings
+        self.compiled = compiled
+        self.name = spec.name + (COMPILED if compiled else '')
         self.model = build_model(apply_settings(spec.config, settings))
+        if spec.deploy:
+            self.model.eval()
+            switch_to_deploy(self.model)
+        # Compiled once here; eval and train graphs are traced on first use
+        # (during the warm-up runs).
+        self.call = torch.compile(self.model) if compiled else self.model
         self.view, _ = make_inputs(self.model, settings, batch=1)
         self.batch, self.samples = make_inputs(
             self.model, settings, batch=settings.train_batch, seed=1)
@@ -350,13 +457,18 @@ class ModelRunner:
         """One view of one video, backbone and head, in eval mode."""
         self.model.eval()
         with torch.inference_mode():
-            return self.model(self.view, mode='tensor')
+            return self.call(self.view, mode='tensor')
+
+    @property
+    def trains(self) -> bool:
+        """A deployed (reparameterised) model is for inference only."""
+        return not self.spec.deploy
 
     def train_step(self) -> float:
         """Forward with loss, backward and optimizer step; the loss."""
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.model(self.batch, self.samples, mode='loss')
+        losses = self.call(self.batch, self.samples, mode='loss')
         loss, _ = self.model.parse_losses(losses)
         loss.backward()
         self.optimizer.step()
@@ -395,25 +507,29 @@ def time_call(fn: Callable[[], object]) -> float:
 def peak_tensor_memory(fn: Callable[[], object]) -> int:
     """Peak bytes of tensor memory allocated by ``fn()`` above the start.
 
-    Sums the allocation and free events that PyTorch's CPU allocator
-    reports to the profiler, in time order, and returns the largest total
-    reached while ``fn`` ran (0 if it allocated nothing).
+    Sums the CPU allocation (positive) and free (negative) events that
+    PyTorch's allocator reports to :mod:`torch.profiler`
+    (``profile_memory=True``), in time order, as the public Chrome-trace
+    export writes them (``[memory]`` events with ``Bytes``), and returns
+    the largest total reached while ``fn`` ran (0 if it allocated nothing).
     """
-    from torch._C._profiler import _EventType
+    import json
+    import tempfile
+
     from torch.profiler import ProfilerActivity, profile
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as p:
         fn()
-    events = []
-    stack = list(p.profiler.kineto_results.experimental_event_tree())
-    while stack:
-        event = stack.pop()
-        if event.tag == _EventType.Allocation:
-            fields = event.extra_fields
-            if fields.device.type == 'cpu':
-                events.append((event.start_time_ns, fields.alloc_size))
-        stack.extend(event.children)
+    with tempfile.TemporaryDirectory() as folder:
+        path = osp.join(folder, 'trace.json')
+        p.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)['traceEvents']
+    allocations = sorted(
+        (e['ts'], e['args'].get('Ev Idx', 0), e['args']['Bytes'])
+        for e in events if e.get('name') == '[memory]'
+        and e.get('args', {}).get('Device Type', 0) == 0)
     current = peak = 0
-    for _, size in sorted(events, key=lambda e: e[0]):
+    for _, _, size in allocations:
         current += size
         peak = max(peak, current)
     return peak
@@ -442,51 +558,63 @@ def run_benchmark(specs: Sequence[ModelSpec],
     for spec in all_specs:
         runners.append(ModelRunner(spec, settings))
         progress(f'built {spec.name}')
-
-    static = []
+    static = {}
     for runner in runners:
-        static.append((runner.params_m(), runner.gflops()))
-        progress(f'FLOPs {runner.spec.name}')
+        static[runner.spec.name] = (runner.params_m(), runner.gflops())
+        progress(f'FLOPs {runner.name}')
+    if settings.compile:
+        for spec in all_specs:
+            runners.append(ModelRunner(spec, settings, compiled=True))
+            progress(f'built {spec.name}{COMPILED}')
 
-    for runner in runners:  # warm-up: oneDNN primitives, allocations
+    for runner in runners:  # warm-up: compilation, oneDNN, allocations
         for _ in range(settings.warmup):
             runner.infer()
-            runner.train_step()
-        progress(f'warm-up {runner.spec.name}')
+            if runner.trains:
+                runner.train_step()
+        progress(f'warm-up {runner.name}')
 
     infer_times = defaultdict(list)
     train_times = defaultdict(list)
     for _ in range(settings.repeats):
         for runner in runners:
-            infer_times[runner.spec.name].append(time_call(runner.infer))
-            train_times[runner.spec.name].append(
-                time_call(runner.train_step))
-            progress(f'timing {runner.spec.name}')
+            infer_times[runner.name].append(time_call(runner.infer))
+            if runner.trains:
+                train_times[runner.name].append(
+                    time_call(runner.train_step))
+            progress(f'timing {runner.name}')
 
     results = []
-    for runner, (params, gflops) in zip(runners, static):
-        name = runner.spec.name
+    for runner in runners:
+        params, gflops = static[runner.spec.name]
         infer_peak = peak_tensor_memory(runner.infer)
-        train_peak = peak_tensor_memory(runner.train_step)
-        progress(f'memory {name}')
+        train_peak = (peak_tensor_memory(runner.train_step)
+                      if runner.trains else None)
+        progress(f'memory {runner.name}')
         results.append(
             ModelResult(
-                name=name,
+                name=runner.name,
                 backbone=type(runner.model.backbone).__name__,
                 frames_per_view=runner.view.shape[1],
                 params_m=params,
                 gflops=gflops,
-                inference=TimeStats.from_seconds(infer_times[name]),
-                train_step=TimeStats.from_seconds(train_times[name]),
+                inference=TimeStats.from_seconds(infer_times[runner.name]),
+                train_step=(TimeStats.from_seconds(train_times[runner.name])
+                            if runner.trains else None),
                 inference_peak_mib=infer_peak / 2**20,
-                train_peak_mib=train_peak / 2**20))
+                train_peak_mib=(train_peak / 2**20
+                                if train_peak is not None else None),
+                compiled=runner.compiled))
     return results
 
 
 def count_work(num_specs: int, settings: BenchmarkSettings) -> int:
     """Number of ``progress`` calls :func:`run_benchmark` makes."""
     models = num_specs + len(BASELINE_NAMES)
-    return models * (4 + settings.repeats)
+    per_model = 4 + settings.repeats
+    if settings.compile:
+        return models * (2 * per_model - 1)  # FLOPs counted once
+    return models * per_model
 
 
 # --------------------------------------------------------------------------
@@ -495,7 +623,8 @@ def count_work(num_specs: int, settings: BenchmarkSettings) -> int:
 METRICS = (
     ('gflops', 'GFLOPs', lambda r: r.gflops),
     ('inference_ms', 'inference ms', lambda r: r.inference.median),
-    ('train_step_ms', 'train step ms', lambda r: r.train_step.median),
+    ('train_step_ms', 'train step ms',
+     lambda r: r.train_step.median if r.train_step else None),
     ('train_peak_mib', 'train peak MiB', lambda r: r.train_peak_mib),
     ('inference_peak_mib', 'infer peak MiB',
      lambda r: r.inference_peak_mib),
@@ -504,26 +633,36 @@ METRICS = (
 
 
 def ratios(results: Sequence[ModelResult]) -> Dict[str, Dict]:
-    """Every metric of every model over TSN-R50's and TSM-R50's."""
+    """Every metric of every model over TSN-R50's and TSM-R50's (the
+    compiled baselines for a compiled model)."""
     by_name = {r.name: r for r in results}
     table = {}
     for result in results:
-        table[result.name] = {
-            f'vs_{base}': {
-                key: value(result) / value(by_name[base])
-                for key, _, value in METRICS if value(by_name[base])
+        suffix = COMPILED if result.compiled else ''
+        table[result.name] = {}
+        for base in BASELINE_NAMES:
+            reference = by_name[base + suffix]
+            table[result.name][f'vs_{base}'] = {
+                key: value(result) / value(reference)
+                for key, _, value in METRICS
+                if value(reference) and value(result) is not None
             }
-            for base in BASELINE_NAMES
-        }
     return table
 
 
-def _time_cell(stats: TimeStats) -> str:
+def _time_cell(stats: Optional[TimeStats]) -> str:
+    if stats is None:
+        return '-'
     return f'{stats.median:.1f} ±{100 * stats.relative_spread:.0f}%'
 
 
+def _ratio_cell(ratios_of: Dict, key: str) -> str:
+    return f'{ratios_of[key]:.2f}' if key in ratios_of else '-'
+
+
 def format_table(results: Sequence[ModelResult]) -> str:
-    """A Markdown table of the results with ratios to the baselines."""
+    """A Markdown table of the results with ratios to the baselines
+    (compiled rows: to the compiled baselines)."""
     rel = ratios(results)
     header = ('| model | backbone | frames | params M | GFLOPs | '
               'inference ms | ×TSN | ×TSM | train step ms | ×TSN | ×TSM | '
@@ -531,14 +670,18 @@ def format_table(results: Sequence[ModelResult]) -> str:
     lines = [header, '|' + '---|' * (header.count('|') - 1)]
     for r in results:
         tsn, tsm = rel[r.name]['vs_tsn_r50'], rel[r.name]['vs_tsm_r50']
+        train_peak = ('-' if r.train_peak_mib is None else
+                      f'{r.train_peak_mib:.0f}')
         lines.append(
             f'| {r.name} | {r.backbone} | {r.frames_per_view} | '
             f'{r.params_m:.1f} | {r.gflops:.1f} | {_time_cell(r.inference)}'
-            f' | {tsn["inference_ms"]:.2f} | {tsm["inference_ms"]:.2f} | '
-            f'{_time_cell(r.train_step)} | {tsn["train_step_ms"]:.2f} | '
-            f'{tsm["train_step_ms"]:.2f} | {r.train_peak_mib:.0f} | '
-            f'{tsn["train_peak_mib"]:.2f} | {r.inference_peak_mib:.0f} | '
-            f'{r.gflops_per_s:.1f} |')
+            f' | {_ratio_cell(tsn, "inference_ms")} | '
+            f'{_ratio_cell(tsm, "inference_ms")} | '
+            f'{_time_cell(r.train_step)} | '
+            f'{_ratio_cell(tsn, "train_step_ms")} | '
+            f'{_ratio_cell(tsm, "train_step_ms")} | {train_peak} | '
+            f'{_ratio_cell(tsn, "train_peak_mib")} | '
+            f'{r.inference_peak_mib:.0f} | {r.gflops_per_s:.1f} |')
     return '\n'.join(lines)
 
 
@@ -666,13 +809,15 @@ def summary_line(results: Sequence[ModelResult]) -> str:
     rel = ratios(results)
     parts = []
     for r in results:
-        if r.name in BASELINE_NAMES:
+        if r.name in BASELINE_NAMES or \
+                r.name in (b + COMPILED for b in BASELINE_NAMES):
             continue
         tsn = rel[r.name]['vs_tsn_r50']
         tsm = rel[r.name]['vs_tsm_r50']
-        parts.append(
-            f"{r.name}: infer {tsn['inference_ms']:.2f}x TSN / "
-            f"{tsm['inference_ms']:.2f}x TSM, train "
-            f"{tsn['train_step_ms']:.2f}x TSN, mem "
-            f"{tsn['train_peak_mib']:.2f}x TSN")
+        part = (f"{r.name}: infer {tsn['inference_ms']:.2f}x TSN / "
+                f"{tsm['inference_ms']:.2f}x TSM")
+        if 'train_step_ms' in tsn:
+            part += (f", train {tsn['train_step_ms']:.2f}x TSN, mem "
+                     f"{tsn['train_peak_mib']:.2f}x TSN")
+        parts.append(part)
     return '; '.join(parts)
