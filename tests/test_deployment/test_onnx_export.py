@@ -26,10 +26,14 @@ def _table1_variants():
     spec = importlib.util.spec_from_file_location('_tdn_variants', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.TABLE1_VARIANTS
+    # Each entry is (backbone options, reference-equation options).
+    return {
+        name: options
+        for name, (options, _) in module.TABLE1_VARIANTS.items()
+    }
 
 
-TDN_VARIANTS = {'default': {}, **_table1_variants()}
+TDN_VARIANTS = _table1_variants()
 TDRL_VARIANTS = {
     'tdrl_default': {},
     'tdrl_pem_after_tm': dict(enhancement_position='after_tm'),

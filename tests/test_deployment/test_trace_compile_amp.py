@@ -1,6 +1,6 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""The other ways users run a model: ``torch.jit.trace``, ``torch.compile``
-(forward and a training step) and bf16 autocast training."""
+"""The other ways users run a model: ``torch.jit.trace`` and bf16 autocast
+training (``torch.compile``: tests/test_models/test_backbones)."""
 import mmaction_tdx  # noqa: F401  # isort: skip
 import pytest
 import torch
@@ -48,32 +48,6 @@ def test_jit_trace_gives_the_same_output(name):
         assert torch.allclose(traced(other), wrapper(other), atol=1e-6)
 
 
-@pytest.mark.parametrize('name', ['tdn', 'tdrl'])
-def test_torch_compile_forward_and_training_step(name):
-    """As MMEngine's ``compile=True`` does (``torch.compile`` of the model,
-    default inductor backend): the same scores, loss and gradients."""
-    model = build_quickstart(name, dropout_ratio=0.0)
-    compiled = torch.compile(model)
-    inputs, samples = _train_inputs(model), _samples(2)
-    model.eval()
-    with torch.no_grad():
-        want = model(inputs, mode='tensor')
-        got = compiled(inputs, mode='tensor')
-    assert torch.allclose(got, want, atol=1e-4, rtol=1e-4)
-    model.train()
-    eager_losses, eager_grads = _loss_and_grads(model, inputs, samples)
-    losses, grads = _loss_and_grads(compiled, inputs, samples)
-    assert set(losses) == set(eager_losses)
-    if name == 'tdrl':
-        assert 'loss_td' in losses  # the aux-output hook under compile
-    for key in losses:
-        assert torch.allclose(losses[key], eager_losses[key], rtol=1e-4,
-                              atol=1e-6), key
-    assert set(grads) == set(eager_grads)
-    for key in grads:
-        assert _relative_error(grads[key], eager_grads[key]) < 1e-3, key
-
-
 def _autocast_loss_and_grads(model, inputs, samples):
     """Backbone (and TD features) under bf16 autocast, head loss in fp32.
 
@@ -112,6 +86,6 @@ def test_bf16_autocast_training_step(name):
     flat16 = torch.cat([bf16[k].float().flatten() for k in fp32])
     # bf16 keeps 8 bits of mantissa: a few percent overall.
     assert _relative_error(flat16, flat32) < 0.1
-    for key in losses:
-        assert torch.allclose(losses[key].float(), fp32_losses[key],
+    for key in (k for k in losses if k.startswith('loss')):
+        assert torch.allclose(losses[key].float(), fp32_losses[key].float(),
                               rtol=0.05, atol=1e-3), key
