@@ -26,6 +26,10 @@ def build(config, depth=None, **backbone):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.pretrained = None
     model_cfg.backbone.update(backbone)
+    head = model_cfg.cls_head
+    if 'num_segments' in backbone and 'segments_per_view' in head:
+        # The release's per-view consensus head counts views of T segments.
+        head.segments_per_view = backbone['num_segments']
     if depth is not None:
         model_cfg.backbone.depth = depth
         model_cfg.cls_head.in_channels = 512
