@@ -11,6 +11,7 @@ from mmaction.models.backbones.resnet_tsm import (
     TemporalShift as MMActionTemporalShift,
 )
 from mmaction.registry import MODELS
+from tdn_reference import mem_reference
 
 from mmaction_tdx.models.common.temporal_modules import (
     ChannelwiseTemporalConv,
@@ -33,23 +34,6 @@ def conv1d_reference(x, weight, t):
     seq = x.view(-1, t, c, h * w).permute(0, 3, 2, 1).reshape(-1, c, t)
     out = F.conv1d(seq, weight, padding=weight.shape[-1] // 2, groups=c)
     return out.view(-1, h * w, c, t).permute(0, 3, 2, 1).reshape(nt, c, h, w)
-
-
-def mem_reference(module, x, t):
-    """TEINet's MEM: ``a_t = sigmoid(W3 (W2 x_{t+1} - W1 x_t))`` on pooled
-    features, ``X_t * a_t``; the last segment per ``last_segment``."""
-    nt, c, h, w = x.shape
-    pooled = x.view(-1, t, c, h * w).mean(-1)
-    w1, w2, w3 = (module.reduce_current, module.reduce_next, module.expand)
-    diff = (F.linear(pooled[:, 1:], w2.weight, w2.bias) -
-            F.linear(pooled[:, :-1], w1.weight, w1.bias))
-    gate = torch.sigmoid(F.linear(diff, w3.weight, w3.bias))
-    if module.last_segment == 'identity':
-        last = torch.ones_like(gate[:, :1])
-    else:
-        last = torch.sigmoid(w3.bias).expand_as(gate[:, :1])
-    gate = torch.cat([gate, last], 1)
-    return (x.view(-1, t, c, h * w) * gate[..., None]).view(nt, c, h, w)
 
 
 @pytest.mark.parametrize('cfg', [
@@ -132,7 +116,9 @@ def test_mem_equations(last_segment):
         C, T, reduction=4, last_segment=last_segment).double()
     x = _features()
     torch.testing.assert_close(
-        mem(x), mem_reference(mem, x, T), rtol=1e-12, atol=1e-12)
+        mem(x),
+        mem_reference(mem, x, T, last_segment=last_segment),
+        rtol=1e-12, atol=1e-12)
 
 
 def test_mem_behaviour():
