@@ -52,6 +52,10 @@ def main(argv=None) -> int:
         load_label_map,
         recognize_video,
     )
+    from mmaction_tdx.compat.safe_checkpoint import (
+        CheckpointFileError,
+        UnsafeCheckpointError,
+    )
     checkpoint = None if args.checkpoint.lower() == 'none' else \
         args.checkpoint
     try:
@@ -62,8 +66,10 @@ def main(argv=None) -> int:
             device=args.device or default_device(),
             cfg_options=args.cfg_options)
         results = recognize_video(model, args.video, labels, args.top_k)
-    except (OSError, ValueError) as err:
-        print(f'error: {err}', file=sys.stderr)
+    except (OSError, ValueError, CheckpointFileError,
+            UnsafeCheckpointError) as err:
+        # The message names the file and the fix; a traceback would bury it.
+        print(f'error: {type(err).__name__}: {err}', file=sys.stderr)
         return 1
     print(f'The top-{len(results)} labels with corresponding scores are:')
     for label, score in results:

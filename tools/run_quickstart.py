@@ -227,6 +227,27 @@ def latest_scalars(work_dir: str):
     return paths[-1] if paths else None
 
 
+def epoch_options(config: str, epochs: int) -> list:
+    """``--cfg-options`` that run the config's schedule over ``epochs``.
+
+    The warm-up epoch stays; the cosine decay is stretched (or shrunk) to
+    end with training, and validation runs after the last epoch. Setting
+    only ``train_cfg.max_epochs`` would leave the decay ending at its
+    original epoch and train the remaining epochs at ``eta_min``.
+    """
+    from mmengine.config import Config
+    options = [
+        f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}'
+    ]
+    for index, scheduler in enumerate(Config.fromfile(config).param_scheduler):
+        if scheduler.get('type') == 'CosineAnnealingLR':
+            options += [
+                f'param_scheduler.{index}.T_max={max(epochs - 1, 1)}',
+                f'param_scheduler.{index}.end={max(epochs, 2)}'
+            ]
+    return options
+
+
 def train_and_test(config, seed, args, runs_left):
     name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.join(args.work_dir, name)
@@ -245,7 +266,7 @@ def train_and_test(config, seed, args, runs_left):
     else:
         options = data_options(args.data_root)
         if args.epochs:
-            options.append(f'train_cfg.max_epochs={args.epochs}')
+            options += epoch_options(config, args.epochs)
         python = sys.executable
         began = time.time()
         run([

@@ -29,7 +29,7 @@ DEMO = osp.join(ROOT, 'demo', 'demo.py')
 MODELS = osp.join(ROOT, 'configs', '_base_', 'models')
 TDN_QUICKSTART = osp.join(
     ROOT, 'configs', 'quickstart',
-    'tdn_r18_1xb16-5x1x4-8e_synthetic-motion-rgb.py')
+    'tdn_r18_1xb16-5x1x4-12e_synthetic-motion-rgb.py')
 SMALL = {
     'model.backbone.depth': 18,
     'model.backbone.num_segments': 4,

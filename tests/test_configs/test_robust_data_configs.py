@@ -27,7 +27,7 @@ CONFIGS = sorted(
     if '_base_' not in osp.relpath(path, REPO_ROOT).split(osp.sep))
 ROBUST_TYPES = ('RobustVideoDataset', 'RobustRawframeDataset')
 LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
-TSN = 'configs/quickstart/tsn_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'
+TSN = 'configs/quickstart/tsn_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 

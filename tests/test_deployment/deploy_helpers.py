@@ -10,10 +10,10 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 QUICKSTART = {
     name: osp.join(REPO, 'configs', 'quickstart', config)
     for name, config in (
-        ('tsn', 'tsn_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'),
-        ('tsm', 'tsm_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'),
-        ('tdn', 'tdn_r18_1xb16-5x1x4-8e_synthetic-motion-rgb.py'),
-        ('tdrl', 'tdrl_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'),
+        ('tsn', 'tsn_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'),
+        ('tsm', 'tsm_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'),
+        ('tdn', 'tdn_r18_1xb16-5x1x4-12e_synthetic-motion-rgb.py'),
+        ('tdrl', 'tdrl_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'),
     )
 }
 

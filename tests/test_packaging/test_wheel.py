@@ -29,7 +29,7 @@ from mmaction_tdx.datasets.synthetic_motion import (
     generate,
 )
 
-TDRL = 'quickstart/tdrl_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'
+TDRL = 'quickstart/tdrl_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'
 METAFILES = ('configs/tdn/metafile.yml', 'configs/tdrl/metafile.yml')
 PTH = 'mmaction_tdx-config-scope.pth'
 

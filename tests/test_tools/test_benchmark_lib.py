@@ -192,3 +192,17 @@ def test_deploy_and_release_specs():
     assert runner.train_step() > 0
     with pytest.raises(ValueError, match='ResNet-50 only'):
         bench.ModelRunner(release, TINY)
+
+
+def test_compiled_models_train_only_when_asked():
+    from dataclasses import replace
+    spec = bench.parse_model_spec('tdrl_r50')
+    assert bench.ModelRunner(spec, TINY).trains
+    # torch.compile is lazy: building the runner compiles nothing
+    assert not bench.ModelRunner(
+        spec, replace(TINY, compile=True), compiled=True).trains
+    assert bench.ModelRunner(
+        spec, replace(TINY, compile=True, compile_train=True),
+        compiled=True).trains
+    deployed = bench.parse_model_spec('tdn_deploy=tdn_r50,deploy')
+    assert not bench.ModelRunner(deployed, TINY).trains

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT
-from mmengine import dump
+from mmengine import dump, load
 
 TOOL = osp.join(REPO_ROOT, 'tools', 'analysis', 'fuse_scores.py')
 
@@ -55,12 +55,12 @@ def two_models(tmp_path):
 
 def test_fusion_averages_scores(two_models):
     path_a, path_b, a, b, labels = two_models
-    fused, fused_labels = fuse_prediction_files([path_a, path_b])
+    fused, fused_labels, left_out = fuse_prediction_files([path_a, path_b])
     np.testing.assert_allclose(fused, np.add(a, b), rtol=1e-6)
-    assert fused_labels == labels
+    assert fused_labels == labels and left_out == {}
     assert accuracies(fused, labels)['top1'] == 1.0
     assert accuracies(*read_predictions(path_a))['top1'] == 0.5
-    weighted, _ = fuse_prediction_files([path_a, path_b], [1, 0])
+    weighted, _, _ = fuse_prediction_files([path_a, path_b], [1, 0])
     np.testing.assert_allclose(weighted, a, rtol=1e-6)
 
 
@@ -92,6 +92,28 @@ def test_command_line(two_models, tmp_path):
     assert 'Top 5 Accuracy: 1.0000' in result.stdout
 
 
+def test_stand_ins_for_broken_videos_are_left_out(two_models, tmp_path,
+                                                 capsys):
+    path_a, path_b, a, b, labels = two_models
+    # Video 1 was broken when model A was tested: its entry is the next
+    # video's clip, scored by A and labelled as that video (label 2).
+    mark = dict(index=1, path='videos/b.mp4', reason='cannot decode')
+    samples = load(path_a)
+    samples[1] = dict(samples[2], replaces_left_out_sample=mark)
+    dump(samples, path_a)
+    fused, fused_labels, left_out = fuse_prediction_files([path_a, path_b])
+    assert left_out == {1: mark}
+    assert fused_labels == [labels[0], labels[2], labels[3]]
+    np.testing.assert_allclose(
+        fused, np.add(a, b)[[0, 2, 3]], rtol=1e-6)
+    tool = _load_tool()
+    assert tool.main([path_b, path_a]) == 0
+    out = capsys.readouterr().out
+    assert 'on 3 of 4 listed videos' in out
+    assert '1 left out (broken when tested): videos/b.mp4 (cannot decode)' \
+        in out
+
+
 def test_command_line_reports_bad_files(two_models, tmp_path, capsys):
     tool = _load_tool()
     broken = tmp_path / 'broken.pkl'
@@ -118,8 +140,8 @@ def test_release_logit_sum_sums_relu_logits_of_every_view(tmp_path):
                                np.maximum(logits_a, 0).mean(1), labels)
     path_b = write_predictions(tmp_path / 'b.pkl',
                                np.maximum(logits_b, 0).mean(1), labels)
-    fused, _ = fuse_prediction_files([path_a, path_b],
-                                     release_logit_sum=True)
+    fused, _, _ = fuse_prediction_files([path_a, path_b],
+                                        release_logit_sum=True)
     np.testing.assert_allclose(fused * views, release, rtol=1e-5)
 
 

@@ -12,7 +12,7 @@ TOOL = 'tools/analysis/paper_table.py'
 pt = load_tool(TOOL)
 DOC = osp.join(REPO_ROOT, 'docs/paper_tables.md')
 # A cheap real config: ResNet-18 TDRL on 4 frames (1.8 GFLOPs per frame).
-TINY = 'configs/quickstart/tdrl_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'
+TINY = 'configs/quickstart/tdrl_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'
 
 
 def run_tool(*args, timeout=900):

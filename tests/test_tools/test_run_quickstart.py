@@ -1,6 +1,7 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """``make demo``'s job: its table's statistics (checked on hand-made
 predictions) and the whole job on a tiny dataset and one epoch."""
+import os.path as osp
 import pickle
 import subprocess
 import sys
@@ -94,3 +95,19 @@ def test_progress_line_averages_the_epochs_logged_iterations(tool, capsys):
     line = capsys.readouterr().out
     assert line.startswith('    TSM epoch 1: loss 2.000, train acc 30%,')
     assert 'ETA 0:17:00 (+2 more run(s))' in line
+
+
+def test_epochs_option_stretches_the_whole_schedule(tool):
+    from mmengine.config import Config
+    config = osp.join(REPO_ROOT, 'configs', 'quickstart',
+                      'tdrl_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py')
+    cfg = Config.fromfile(config)
+    options = dict(option.split('=') for option in tool.epoch_options(
+        config, 12))
+    cfg.merge_from_dict({key: int(value) for key, value in options.items()})
+    assert cfg.train_cfg.max_epochs == 12 and cfg.train_cfg.val_interval == 12
+    warmup, cosine = cfg.param_scheduler
+    assert (warmup.type, warmup.end) == ('LinearLR', 1)
+    # the decay ends with training, not at the config's 8th epoch
+    assert (cosine.type, cosine.begin, cosine.end, cosine.T_max) == (
+        'CosineAnnealingLR', 1, 12, 11)

@@ -15,7 +15,7 @@ from mmaction_tdx.datasets.synthetic_motion import (
     generate,
 )
 
-TSN = 'configs/quickstart/tsn_r18_1xb16-1x1x4-8e_synthetic-motion-rgb.py'
+TSN = 'configs/quickstart/tsn_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'
 MIM = osp.join(osp.dirname(sys.executable), 'mim')
 
 

@@ -169,7 +169,7 @@ def test_vis_cam_quickstart_tsn_beside_tdn(tmp_path, capsys):
     video = str(tmp_path / 'moving_right.mp4')
     write_mp4(video, render_clip(spec, 'val', 0, 0), spec.fps)
     quickstart = osp.join(osp.dirname(MODELS), '..', 'quickstart')
-    name = '_r18_1xb16-{}-8e_synthetic-motion-rgb.py'
+    name = '_r18_1xb16-{}-12e_synthetic-motion-rgb.py'
     tsn = osp.join(quickstart, 'tsn' + name.format('1x1x4'))
     tdn = osp.join(quickstart, 'tdn' + name.format('5x1x4'))
     out = tmp_path / 'cam.png'

@@ -82,8 +82,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--compile',
         action='store_true',
-        help='also measure every model under torch.compile (inductor), '
-        'interleaved with the eager runs')
+        help='also measure every model\'s inference under torch.compile '
+        '(inductor), interleaved with the eager runs')
+    parser.add_argument(
+        '--compile-train',
+        action='store_true',
+        help='with --compile, also the compiled training step (compiles '
+        'the backward graphs too: slow)')
     parser.add_argument(
         '--profile',
         action='store_true',
@@ -131,7 +136,8 @@ def main(argv=None) -> int:
         repeats=args.repeats,
         warmup=args.warmup,
         threads=args.threads,
-        compile=args.compile)
+        compile=args.compile,
+        compile_train=args.compile_train)
     specs = ([bench.parse_model_spec(m) for m in args.models]
              if args.models else bench.default_specs())
     threads = bench.set_threads(settings.threads)

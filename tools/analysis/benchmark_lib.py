@@ -78,7 +78,11 @@ class BenchmarkSettings:
         warmup (int): Untimed runs before them.
         threads (int): Intra-op threads (``torch.set_num_threads``).
         num_classes (int): Classes of every head.
-        compile (bool): Also measure every model under ``torch.compile``.
+        compile (bool): Also measure every model's inference under
+            ``torch.compile``.
+        compile_train (bool): With ``compile``, also the compiled
+            training step (inductor then compiles the backward graphs as
+            well: many minutes per R50 model on 2 cores).
     """
     depth: int = 50
     num_segments: int = 8
@@ -89,6 +93,7 @@ class BenchmarkSettings:
     threads: int = 2
     num_classes: int = 400
     compile: bool = False
+    compile_train: bool = False
 
 
 @dataclass
@@ -461,8 +466,10 @@ class ModelRunner:
 
     @property
     def trains(self) -> bool:
-        """A deployed (reparameterised) model is for inference only."""
-        return not self.spec.deploy
+        """A deployed (reparameterised) model is for inference only; a
+        compiled one trains only with ``settings.compile_train``."""
+        return not self.spec.deploy and (not self.compiled
+                                         or self.settings.compile_train)
 
     def train_step(self) -> float:
         """Forward with loss, backward and optimizer step; the loss."""

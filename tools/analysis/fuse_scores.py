@@ -29,7 +29,11 @@ test list), then fuse. Two protocols:
 
 (``mim test mmaction_tdx CONFIG --checkpoint CKPT --dump FILE.pkl`` writes
 the same files.) The tool checks that the files hold the same videos in
-the same order and the kind of scores the protocol fuses.
+the same order and the kind of scores the protocol fuses. A video that
+was broken when a member was tested (its entry is the stand-in our robust
+datasets put in its place, marked ``replaces_left_out_sample``) is left
+out of the ensemble, for every member, and named in the output, as the
+test metrics do.
 """
 import argparse
 import sys
@@ -38,6 +42,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 PROB_TOLERANCE = 1e-3
+# mmaction_tdx.datasets.robust_video_dataset.LEFT_OUT_KEY (not imported:
+# the tool reads dump files without the package).
+LEFT_OUT_KEY = 'replaces_left_out_sample'
 
 
 class ScoreFileMismatch(ValueError):
@@ -57,6 +64,19 @@ def read_predictions(path: str) -> Tuple[List[np.ndarray], List[int]]:
     Returns:
         tuple: One score vector per video and the videos' labels.
     """
+    scores, labels, _ = read_prediction_file(path)
+    return scores, labels
+
+
+def read_prediction_file(
+        path: str) -> Tuple[List[np.ndarray], List[int], Dict[int, dict]]:
+    """As :func:`read_predictions`, and the stand-ins of broken videos.
+
+    Returns:
+        tuple: Scores, labels, and ``{position: mark}`` of the entries that
+        stand in for a broken video (``mark``: its ``index``, ``path`` and
+        ``reason``).
+    """
     from mmengine import load
     samples = load(path)
     if not isinstance(samples, (list, tuple)) or not samples:
@@ -71,7 +91,11 @@ def read_predictions(path: str) -> Tuple[List[np.ndarray], List[int]]:
         raise ScoreFileMismatch(
             f'{path}: a prediction lacks pred_score/gt_label ({err}); '
             'write the file with tools/test.py ... --dump FILE.pkl.') from err
-    return scores, labels
+    left_out = {
+        i: dict(s[LEFT_OUT_KEY])
+        for i, s in enumerate(samples) if s.get(LEFT_OUT_KEY)
+    }
+    return scores, labels, left_out
 
 
 def score_kind(scores: Sequence[np.ndarray]) -> str:
@@ -85,10 +109,11 @@ def score_kind(scores: Sequence[np.ndarray]) -> str:
     return 'relu_score'
 
 
-def fuse_prediction_files(paths: Sequence[str],
-                          weights: Optional[Sequence[float]] = None,
-                          release_logit_sum: bool = False
-                          ) -> Tuple[np.ndarray, List[int]]:
+def fuse_prediction_files(
+    paths: Sequence[str],
+    weights: Optional[Sequence[float]] = None,
+    release_logit_sum: bool = False
+) -> Tuple[np.ndarray, List[int], Dict[int, dict]]:
     """Weighted sum of the scores of ``paths``, video by video.
 
     Args:
@@ -100,7 +125,9 @@ def fuse_prediction_files(paths: Sequence[str],
             otherwise class probabilities (``average_clips='prob'``).
 
     Returns:
-        tuple: Fused scores ``(videos, classes)`` and the labels.
+        tuple: Fused scores ``(videos, classes)``, the labels, and the
+        videos left out (``{position in the list: mark}``): those that
+        were broken when any member was tested.
     """
     if len(paths) < 2:
         raise ScoreFileMismatch('fuse at least two prediction files.')
@@ -108,16 +135,30 @@ def fuse_prediction_files(paths: Sequence[str],
     if len(weights) != len(paths):
         raise ScoreFileMismatch(
             f'{len(weights)} weights for {len(paths)} prediction files.')
-    members = [read_predictions(path) for path in paths]
+    files = [read_prediction_file(path) for path in paths]
+    left_out = {}
+    for _, _, marks in files:
+        for position, mark in marks.items():
+            left_out.setdefault(position, mark)
+    # A stand-in carries another video's label: compare and fuse the rest.
+    kept = [i for i in range(len(files[0][0])) if i not in left_out]
+    if not kept:
+        raise ScoreFileMismatch(
+            f'every video of {paths[0]} was broken when a member was '
+            'tested: nothing to fuse.')
+    members = [([scores[i] for i in kept if i < len(scores)],
+                [labels[i] for i in kept if i < len(labels)])
+               for scores, labels, _ in files]
     scores0, labels0 = members[0]
-    for path, (scores, labels) in zip(paths[1:], members[1:]):
-        if len(scores) != len(scores0):
+    for path, (scores, labels), (listed, _, _) in zip(
+            paths[1:], members[1:], files[1:]):
+        if len(listed) != len(files[0][0]):
             raise ScoreFileMismatch(
-                f'{paths[0]} has {len(scores0)} videos, {path} has '
-                f'{len(scores)}: test both models on the same list.')
+                f'{paths[0]} has {len(files[0][0])} videos, {path} has '
+                f'{len(listed)}: test both models on the same list.')
         if labels != labels0:
-            first = next(i for i, (a, b) in enumerate(zip(labels0, labels))
-                         if a != b)
+            first = kept[next(i for i, (a, b) in enumerate(
+                zip(labels0, labels)) if a != b)]
             raise ScoreFileMismatch(
                 f'{paths[0]} and {path} disagree on the label of video '
                 f'{first}: they are not the same videos in the same order.')
@@ -138,7 +179,7 @@ def fuse_prediction_files(paths: Sequence[str],
                 f'{expected} scores: {fix}.')
     fused = sum(w * np.stack(scores)
                 for w, (scores, _) in zip(weights, members))
-    return fused, labels0
+    return fused, labels0, left_out
 
 
 def accuracies(scores: np.ndarray, labels: Sequence[int],
@@ -180,16 +221,21 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        scores, labels = fuse_prediction_files(args.preds, args.weights,
-                                               args.release_logit_sum)
+        scores, labels, left_out = fuse_prediction_files(
+            args.preds, args.weights, args.release_logit_sum)
     except (ScoreFileMismatch, OSError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     result = accuracies(scores, labels)
     protocol = ("sum of ReLU'd logits (TDN release)"
                 if args.release_logit_sum else 'sum of probabilities')
-    print(f'Ensemble of {len(args.preds)} models on {len(labels)} videos '
-          f'({protocol})')
+    listed = len(labels) + len(left_out)
+    print(f'Ensemble of {len(args.preds)} models on {len(labels)} of '
+          f'{listed} listed videos ({protocol})')
+    if left_out:
+        print(f'{len(left_out)} left out (broken when tested): ' + '; '.join(
+            f"{mark.get('path', '?')} ({mark.get('reason', 'broken')})"
+            for _, mark in sorted(left_out.items())))
     print(f'Top 1 Accuracy: {result["top1"]:.4f}')
     print(f'Top 5 Accuracy: {result["top5"]:.4f}')
     print(f'Mean Class Accuracy: {result["mean_class_accuracy"]:.4f}')

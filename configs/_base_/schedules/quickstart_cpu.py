@@ -1,5 +1,5 @@
 # A short from-scratch schedule for the quick-start models on a CPU.
-max_epochs = 8
+max_epochs = 12
 train_cfg = dict(
     type='EpochBasedTrainLoop',
     max_epochs=max_epochs,

@@ -3,7 +3,7 @@
 # the TD loss (ratio 0.5, lambda 2e-4, as TDRL) on the long-term unit's
 # output (L-TDM, then temporal conv) of the last block of layer2-4, the
 # positions TDRL uses. Not part of `make demo`'s four models.
-_base_ = ['./tdn_r18_1xb16-5x1x4-8e_synthetic-motion-rgb.py']
+_base_ = ['./tdn_r18_1xb16-5x1x4-12e_synthetic-motion-rgb.py']
 
 model = dict(
     backbone=dict(td_blocks=((), (-1, ), (-1, ), (-1, ))),
