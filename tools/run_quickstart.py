@@ -227,25 +227,32 @@ def latest_scalars(work_dir: str):
     return paths[-1] if paths else None
 
 
-def epoch_options(config: str, epochs: int) -> list:
-    """``--cfg-options`` that run the config's schedule over ``epochs``.
+def schedule_overrides(cfg, epochs: int) -> dict:
+    """Config overrides that run ``cfg``'s schedule over ``epochs``.
 
     The warm-up epoch stays; the cosine decay is stretched (or shrunk) to
     end with training, and validation runs after the last epoch. Setting
     only ``train_cfg.max_epochs`` would leave the decay ending at its
     original epoch and train the remaining epochs at ``eta_min``.
     """
-    from mmengine.config import Config
-    options = [
-        f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}'
-    ]
-    for index, scheduler in enumerate(Config.fromfile(config).param_scheduler):
+    overrides = {
+        'train_cfg.max_epochs': epochs,
+        'train_cfg.val_interval': epochs
+    }
+    for index, scheduler in enumerate(cfg.param_scheduler):
         if scheduler.get('type') == 'CosineAnnealingLR':
-            options += [
-                f'param_scheduler.{index}.T_max={max(epochs - 1, 1)}',
-                f'param_scheduler.{index}.end={max(epochs, 2)}'
-            ]
-    return options
+            overrides[f'param_scheduler.{index}.T_max'] = max(epochs - 1, 1)
+            overrides[f'param_scheduler.{index}.end'] = max(epochs, 2)
+    return overrides
+
+
+def epoch_options(config: str, epochs: int) -> list:
+    """:func:`schedule_overrides` of a config file as ``--cfg-options``."""
+    from mmengine.config import Config
+    return [
+        f'{key}={value}' for key, value in schedule_overrides(
+            Config.fromfile(config), epochs).items()
+    ]
 
 
 def train_and_test(config, seed, args, runs_left):

@@ -136,26 +136,26 @@ def fuse_prediction_files(
         raise ScoreFileMismatch(
             f'{len(weights)} weights for {len(paths)} prediction files.')
     files = [read_prediction_file(path) for path in paths]
+    listed = len(files[0][0])
+    for path, (scores, _, _) in zip(paths[1:], files[1:]):
+        if len(scores) != listed:
+            raise ScoreFileMismatch(
+                f'{paths[0]} has {listed} videos, {path} has '
+                f'{len(scores)}: test both models on the same list.')
     left_out = {}
     for _, _, marks in files:
         for position, mark in marks.items():
             left_out.setdefault(position, mark)
     # A stand-in carries another video's label: compare and fuse the rest.
-    kept = [i for i in range(len(files[0][0])) if i not in left_out]
+    kept = [i for i in range(listed) if i not in left_out]
     if not kept:
         raise ScoreFileMismatch(
             f'every video of {paths[0]} was broken when a member was '
             'tested: nothing to fuse.')
-    members = [([scores[i] for i in kept if i < len(scores)],
-                [labels[i] for i in kept if i < len(labels)])
+    members = [([scores[i] for i in kept], [labels[i] for i in kept])
                for scores, labels, _ in files]
     scores0, labels0 = members[0]
-    for path, (scores, labels), (listed, _, _) in zip(
-            paths[1:], members[1:], files[1:]):
-        if len(listed) != len(files[0][0]):
-            raise ScoreFileMismatch(
-                f'{paths[0]} has {len(files[0][0])} videos, {path} has '
-                f'{len(listed)}: test both models on the same list.')
+    for path, (scores, labels) in zip(paths[1:], members[1:]):
         if labels != labels0:
             first = kept[next(i for i, (a, b) in enumerate(
                 zip(labels0, labels)) if a != b)]

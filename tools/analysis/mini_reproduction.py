@@ -143,6 +143,7 @@ def subset_train_list(args):
 
 def build_config(row, seed, args, work_dir):
     from mmengine.config import Config
+    from run_quickstart import schedule_overrides
     _, _, config, backbone, head, clip_len = row
     cfg = Config.fromfile(config)
     cfg.model.backbone.update(copy.deepcopy(backbone))
@@ -160,12 +161,8 @@ def build_config(row, seed, args, work_dir):
         if args.smoke:
             cfg[loader].num_workers = 0
     # The quick-start schedule (warm-up epoch, cosine) over fewer epochs.
-    epochs = 1 if args.smoke else args.epochs
-    cfg.train_cfg.max_epochs = epochs
-    for scheduler in cfg.param_scheduler:
-        if scheduler.get('type') == 'CosineAnnealingLR':
-            scheduler['T_max'] = max(epochs - 1, 1)
-            scheduler['end'] = max(epochs, 2)
+    cfg.merge_from_dict(
+        schedule_overrides(cfg, 1 if args.smoke else args.epochs))
     cfg.train_cfg.val_interval = 10**6  # scored below, on the test split
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = None
