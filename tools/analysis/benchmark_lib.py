@@ -45,6 +45,7 @@ import os
 import os.path as osp
 import platform
 import statistics
+import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -83,6 +84,8 @@ class BenchmarkSettings:
         compile_train (bool): With ``compile``, also the compiled
             training step (inductor then compiles the backward graphs as
             well: many minutes per R50 model on 2 cores).
+        compile_backend (str): ``torch.compile``'s ``backend`` (a name
+            known to ``torch._dynamo``). Defaults to ``'inductor'``.
     """
     depth: int = 50
     num_segments: int = 8
@@ -94,6 +97,7 @@ class BenchmarkSettings:
     num_classes: int = 400
     compile: bool = False
     compile_train: bool = False
+    compile_backend: str = 'inductor'
 
 
 @dataclass
@@ -347,9 +351,15 @@ class ReleaseLayoutTDN(nn.Module):
         import importlib.util
         path = osp.join(REPO_ROOT, 'tests', 'test_tools',
                         'test_tdn_official.py')
-        spec = importlib.util.spec_from_file_location('_release_tdn', path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        name = '_release_tdn'
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            # Importable by name: torch.compile resolves the globals of
+            # the module's code through ``sys.modules``.
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
         self.net = module.ReleaseTSN(num_segments, num_classes=num_classes)
         # The runner reads the backbone's name and frames per segment.
         self.backbone = self.net.base_model
@@ -428,6 +438,31 @@ def make_inputs(model: nn.Module, settings: BenchmarkSettings,
     return inputs, samples
 
 
+def compile_model(model: nn.Module,
+                  settings: BenchmarkSettings) -> nn.Module:
+    """``torch.compile(model)`` with static shapes, as its own model.
+
+    The models of one benchmark share code objects (``BaseModel.forward``,
+    ``Recognizer2D.extract_feat``, MMAction2's ResNet blocks), and dynamo
+    keeps its graphs per code object. With the default
+    (``dynamic=None``), the second model through ``BaseModel.forward``
+    with another frame count (TDN's 40 frames after TSN's 8) fails the
+    size guard, and dynamo recompiles it with a *symbolic* frame axis:
+    every ``(N*T) -> (N, T)`` view then carries expressions like
+    ``s // (s // 8)`` that grow block by block, and tracing TDN-R50 did
+    not finish in 27 minutes. ``dynamic=False`` compiles every model for
+    its own fixed shapes, as a benchmark of one shape should; the
+    recompile limit is raised so that dynamo does not quietly run a model
+    eager once the shared code objects hold one graph per model and mode
+    (``fail_on_recompile_limit_hit``: an error instead).
+    """
+    import torch._dynamo.config as dynamo_config
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
+    dynamo_config.fail_on_recompile_limit_hit = True
+    return torch.compile(
+        model, dynamic=False, backend=settings.compile_backend)
+
+
 class ModelRunner:
     """Holds one model, its inputs and optimizer; runs the measured steps.
 
@@ -448,7 +483,8 @@ class ModelRunner:
             switch_to_deploy(self.model)
         # Compiled once here; eval and train graphs are traced on first use
         # (during the warm-up runs).
-        self.call = torch.compile(self.model) if compiled else self.model
+        self.call = compile_model(self.model, settings) if compiled \
+            else self.model
         self.view, _ = make_inputs(self.model, settings, batch=1)
         self.batch, self.samples = make_inputs(
             self.model, settings, batch=settings.train_batch, seed=1)
