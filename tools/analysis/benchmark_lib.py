@@ -439,7 +439,7 @@ def make_inputs(model: nn.Module, settings: BenchmarkSettings,
 
 
 def compile_model(model: nn.Module,
-                  settings: BenchmarkSettings) -> nn.Module:
+                  settings: BenchmarkSettings) -> Callable:
     """``torch.compile(model)`` with static shapes, as its own model.
 
     The models of one benchmark share code objects (``BaseModel.forward``,
@@ -456,11 +456,18 @@ def compile_model(model: nn.Module,
     eager once the shared code objects hold one graph per model and mode
     (``fail_on_recompile_limit_hit``: an error instead).
     """
-    import torch._dynamo.config as dynamo_config
-    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 64)
-    dynamo_config.fail_on_recompile_limit_hit = True
-    return torch.compile(
+    import torch._dynamo
+    compiled = torch.compile(
         model, dynamic=False, backend=settings.compile_backend)
+
+    def call(*args, **kwargs):
+        # Per call (dynamo reads them while tracing), so that the
+        # process's own settings stay as they were.
+        with torch._dynamo.config.patch(
+                recompile_limit=64, fail_on_recompile_limit_hit=True):
+            return compiled(*args, **kwargs)
+
+    return call
 
 
 class ModelRunner:
