@@ -57,3 +57,32 @@ def shared_dir():
         pytest.skip(f'{SHARED} is not present (CI puts ../shared beside the '
                     'clone)')
     return SHARED
+
+
+@pytest.fixture
+def recording_compile_backend():
+    """A ``torch.compile`` backend name and the list it fills: for every
+    graph dynamo hands over, the symbolic sizes among its inputs (SymInt
+    inputs and SymInt sizes of tensor inputs). Compiles with
+    ``aot_eager`` (dynamo and AOTAutograd as inductor receives them,
+    without code generation). Dynamo's caches are reset before and after.
+    """
+    import torch
+    import torch._dynamo
+    name = 'mmaction_tdx_test_recording'
+    graphs = []
+
+    def backend(gm, example_inputs):
+        symbolic = []
+        for node in gm.graph.find_nodes(op='placeholder'):
+            value = node.meta.get('example_value')
+            sizes = value.shape if isinstance(value, torch.Tensor) else [
+                value]
+            symbolic.extend(s for s in sizes if isinstance(s, torch.SymInt))
+        graphs.append(symbolic)
+        return torch._dynamo.lookup_backend('aot_eager')(gm, example_inputs)
+
+    torch._dynamo.register_backend(backend, name=name)
+    torch._dynamo.reset()
+    yield name, graphs
+    torch._dynamo.reset()

@@ -14,7 +14,6 @@ import uuid
 
 import pytest
 import torch
-import torch._dynamo
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
@@ -24,24 +23,6 @@ from reliability_helpers import (  # noqa: F401
     quickstart_config,
     single_thread,
 )
-
-BACKEND = 'mmaction_tdx_test_recording'
-GRAPHS = []
-
-
-def _recording_backend(gm, example_inputs):
-    """``aot_eager``, recording for every graph whether a size is symbolic
-    (placeholders of SymInt or with SymInt sizes)."""
-    symbolic = False
-    for node in gm.graph.find_nodes(op='placeholder'):
-        value = node.meta.get('example_value')
-        sizes = value.shape if isinstance(value, torch.Tensor) else [value]
-        symbolic |= any(isinstance(s, torch.SymInt) for s in sizes)
-    GRAPHS.append(symbolic)
-    return torch._dynamo.lookup_backend('aot_eager')(gm, example_inputs)
-
-
-torch._dynamo.register_backend(_recording_backend, name=BACKEND)
 
 
 @pytest.fixture(scope='module')
@@ -79,19 +60,16 @@ KINDS = ['tdn', 'tdrl'] if os.environ.get('MMACTION_TDX_COMPILE_ALL') \
 
 
 @pytest.mark.parametrize('kind', KINDS)
-def test_runner_trains_compiled_like_eager(kind, synthetic_data, tmp_path):
-    torch._dynamo.reset()
-    GRAPHS.clear()
-    try:
-        compiled_losses, compiled = _train(
-            kind, synthetic_data, str(tmp_path / 'compiled'),
-            dict(backend=BACKEND))
-    finally:
-        torch._dynamo.reset()
+def test_runner_trains_compiled_like_eager(kind, synthetic_data, tmp_path,
+                                           recording_compile_backend):
+    backend, graphs = recording_compile_backend
+    compiled_losses, compiled = _train(kind, synthetic_data,
+                                       str(tmp_path / 'compiled'),
+                                       dict(backend=backend))
     eager_losses, eager = _train(kind, synthetic_data,
                                  str(tmp_path / 'eager'), None)
     # Compiled at all, and re-traced with a symbolic batch for the last one.
-    assert GRAPHS and not GRAPHS[0] and any(GRAPHS)
+    assert graphs and not graphs[0] and any(graphs)
     # The same loss at both iterations (the second after one update).
     assert len(eager_losses) == 2
     torch.testing.assert_close(

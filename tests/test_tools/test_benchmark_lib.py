@@ -215,38 +215,22 @@ def test_compiled_models_train_only_when_asked():
     assert not bench.ModelRunner(deployed, TINY).trains
 
 
-def test_compiled_models_keep_static_shapes_after_one_another():
+def test_compiled_models_keep_static_shapes_after_one_another(
+        recording_compile_backend):
     """TSN (8 frames per view) then TDN (40) through the shared
     ``BaseModel.forward``: each model gets its own graphs with fixed
     shapes. With dynamo's default a size guard fails for the second model
     and it is re-traced with a symbolic frame axis (TDN-R50: no end in 27
     minutes), which the backend would see as ``SymInt`` sizes."""
     from dataclasses import replace
-
-    import torch._dynamo
-    symbolic = []
-
-    def recording_backend(gm, example_inputs):
-        for node in gm.graph.find_nodes(op='placeholder'):
-            value = node.meta.get('example_value')
-            sizes = value.shape if isinstance(value, torch.Tensor) else [
-                value]
-            symbolic.extend(s for s in sizes if isinstance(s, torch.SymInt))
-        return gm.forward
-
-    torch._dynamo.register_backend(
-        recording_backend, name='benchmark_test_recording')
-    settings = replace(
-        TINY, compile=True, compile_backend='benchmark_test_recording')
-    torch._dynamo.reset()
-    try:
-        for name in ('tsn', 'tdn_r50'):
-            spec = (bench.baseline_specs()[0] if name == 'tsn' else
-                    bench.parse_model_spec(name))
-            runner = bench.ModelRunner(spec, settings, compiled=True)
-            eager = bench.ModelRunner(spec, settings)
-            eager.model.load_state_dict(runner.model.state_dict())
-            torch.testing.assert_close(runner.infer(), eager.infer())
-    finally:
-        torch._dynamo.reset()
+    backend, graphs = recording_compile_backend
+    settings = replace(TINY, compile=True, compile_backend=backend)
+    for name in ('tsn', 'tdn_r50'):
+        spec = (bench.baseline_specs()[0] if name == 'tsn' else
+                bench.parse_model_spec(name))
+        runner = bench.ModelRunner(spec, settings, compiled=True)
+        eager = bench.ModelRunner(spec, settings)
+        eager.model.load_state_dict(runner.model.state_dict())
+        torch.testing.assert_close(runner.infer(), eager.infer())
+    symbolic = [size for graph in graphs for size in graph]
     assert not symbolic
