@@ -67,9 +67,13 @@ def recording_compile_backend():
     ``aot_eager`` (dynamo and AOTAutograd as inductor receives them,
     without code generation). Dynamo's caches are reset before and after.
     """
+    import uuid
+
     import torch
     import torch._dynamo
-    name = 'mmaction_tdx_test_recording'
+
+    # A name per use: dynamo refuses to register a name twice.
+    name = f'mmaction_tdx_test_recording_{uuid.uuid4().hex}'
     graphs = []
 
     def backend(gm, example_inputs):
