@@ -5,19 +5,29 @@ configs. Prints the top-5 labels with their scores.
 Example::
 
     python demo/demo.py configs/_base_/models/tdn_r50.py tdn_r50_k400.pth \\
-        ../shared/data/videos/kinetics_arm_wrestling.mp4 \\
-        ../shared/data/label_maps/kinetics400.txt --device cpu
+        arm_wrestling.mp4 label_map_k400.txt --device cpu
 
 CONFIG may be a full config (its test pipeline is used) or a model-only
 config (``configs/_base_/models/*.py``: the standard single-view video
 pipeline for the backbone's sampling is used). CHECKPOINT ``none`` keeps
-the random initialisation (for plumbing checks only). The logic is
+the random initialisation (for plumbing checks only). A checkpoint of
+another model (other keys or shapes) is refused with the list of
+differences, exit 1; ``--no-strict`` loads the keys that fit. The logic is
 :mod:`mmaction_tdx.apis.inference`.
 """
 import argparse
+import os.path as osp
 import sys
 
-from mmengine import DictAction
+# tools/_quiet.py hides the known upstream warnings before mmcv, mmengine
+# and mmaction are imported (some warn at import).
+sys.path.insert(
+    0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'tools'))
+from _quiet import quiet_upstream  # noqa: E402
+
+quiet_upstream()
+
+from mmengine import DictAction  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,6 +44,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         '--top-k', type=int, default=5, help='labels to print (default 5)')
     parser.add_argument(
+        '--no-strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (missing, '
+        'unexpected or mismatched keys keep their initialisation; for '
+        'debugging only)')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -47,6 +63,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import mmaction_tdx  # noqa: F401  (repairs the stack, registers ours)
     from mmaction_tdx.apis import (
+        CheckpointMismatchError,
         default_device,
         init_video_recognizer,
         load_label_map,
@@ -64,9 +81,10 @@ def main(argv=None) -> int:
             args.config,
             checkpoint,
             device=args.device or default_device(),
-            cfg_options=args.cfg_options)
+            cfg_options=args.cfg_options,
+            strict=not args.no_strict)
         results = recognize_video(model, args.video, labels, args.top_k)
-    except (OSError, ValueError, CheckpointFileError,
+    except (OSError, ValueError, CheckpointFileError, CheckpointMismatchError,
             UnsafeCheckpointError) as err:
         # The message names the file and the fix; a traceback would bury it.
         print(f'error: {type(err).__name__}: {err}', file=sys.stderr)

@@ -4,8 +4,8 @@
 Importing the package (which
 ``custom_imports = dict(imports=['mmaction_tdx'])`` in every config of ours
 does) first repairs known defects of the installed stack
-(:mod:`mmaction_tdx.compat`) and then registers our models, datasets and
-transforms in MMAction2's registries.
+(:mod:`mmaction_tdx.compat`) and then registers our models, datasets,
+transforms, hooks and metrics in MMAction2's registries.
 """
 import mmcv
 from mmengine.utils import digit_version
@@ -34,6 +34,6 @@ from . import compat  # noqa: E402
 
 compat.apply_all()
 
-from . import datasets, engine, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 
 __all__ = ['__version__', 'version_info', 'compat']

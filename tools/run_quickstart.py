@@ -6,7 +6,9 @@
 2. Trains the four quick-start models (TSN, TSM, TDN, TDRL in
    ``configs/quickstart/``) on the CPU with ``tools/train.py``, printing one
    line per epoch (loss, training accuracy, ETA), and tests each last
-   checkpoint with ``tools/test.py``.
+   checkpoint with an MMEngine ``Runner`` in this process: the metrics are
+   ``runner.test()``'s, from the configs' ``test_evaluator``
+   (``AccMetric`` and :class:`~mmaction_tdx.evaluation.DirectionAccuracy`).
 3. Prints one table: top-1 / top-5 over all classes, the accuracy of telling
    the *kind* of motion apart (which reversal pair), and the accuracy of the
    *direction* within the right pair, where a frame-order-blind model stays
@@ -26,9 +28,9 @@ Example::
 import argparse
 import glob
 import json
+import logging
 import os
 import os.path as osp
-import pickle
 import re
 import subprocess
 import sys
@@ -69,7 +71,8 @@ def parse_args(argv=None):
         help='quick-start model names (the config name up to the first '
         f'"_") to run; default: {" ".join(DEFAULT_MODELS)}')
     parser.add_argument(
-        '--epochs', type=int, help='override the configs\' max_epochs')
+        '--epochs', type=int, help='override the configs\' max_epochs '
+        '(the lr schedule follows it)')
     parser.add_argument('--work-dir', default='work_dirs/quickstart')
     parser.add_argument('--data-root', default=DATA_ROOT)
     parser.add_argument(
@@ -115,16 +118,27 @@ def quickstart_configs(names=None):
                   key=lambda c: wanted.index(model_name(c)))
 
 
-def data_options(data_root: str) -> list:
-    options = []
+def config_overrides(data_root: str, epochs: int = None) -> dict:
+    """The quick start's changes to a config: its data and, with
+    ``epochs``, the training length (the schedule is written relative to
+    ``max_epochs``; validation runs after the last epoch)."""
+    overrides = {}
     for split, loader in (('train', 'train_dataloader'),
                           ('val', 'val_dataloader'), ('val',
                                                       'test_dataloader')):
-        options += [
-            f'{loader}.dataset.ann_file={data_root}/{split}_list.txt',
-            f'{loader}.dataset.data_prefix.video={data_root}/videos'
-        ]
-    return options
+        overrides[f'{loader}.dataset.ann_file'] = \
+            f'{data_root}/{split}_list.txt'
+        overrides[f'{loader}.dataset.data_prefix.video'] = \
+            f'{data_root}/videos'
+    if epochs:
+        overrides['train_cfg.max_epochs'] = epochs
+        overrides['train_cfg.val_interval'] = epochs
+    return overrides
+
+
+def as_cfg_options(overrides: dict) -> list:
+    """``overrides`` as ``--cfg-options`` arguments."""
+    return [f'{key}={value}' for key, value in overrides.items()]
 
 
 def _field(line: str, key: str):
@@ -186,29 +200,44 @@ class EpochProgress:
         self.losses, self.accs = [], []
 
 
-def summarise(dump_path: str) -> dict:
-    with open(dump_path, 'rb') as f:
-        samples = pickle.load(f)
-    scores = np.stack([np.asarray(s['pred_score']) for s in samples])
-    labels = np.array([int(np.asarray(s['gt_label']).reshape(-1)[0])
-                       for s in samples])
-    top5 = np.argsort(-scores, axis=1)[:, :5]
-    pred = top5[:, 0]
-    same_pair = (pred // 2) == (labels // 2)
-    per_pair = []
-    for pair in range(len(MOTION_PAIRS)):
-        chosen = same_pair & (labels // 2 == pair)
-        per_pair.append(float(np.mean(pred[chosen] == labels[chosen]))
-                        if chosen.any() else float('nan'))
+def score_checkpoint(config: str, checkpoint: str, overrides: dict,
+                     work_dir: str) -> dict:
+    """Test ``checkpoint`` with an MMEngine ``Runner``; the metrics are
+    ``runner.test()``'s (the config's ``test_evaluator``: ``AccMetric``
+    and ``DirectionAccuracy``)."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(overrides)
+    # Its own folder: WORK_DIR/<timestamp>/vis_data stays the training's.
+    cfg.work_dir = osp.join(work_dir, 'test')
+    cfg.experiment_name = f'{osp.basename(work_dir)}_{time.time():.0f}'
+    cfg.load_from = checkpoint
+    cfg.launcher = 'none'
+    cfg.log_level = 'WARNING'
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    # MMEngine keeps a logger per run name; close this run's file.
+    for handler in list(runner.logger.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            runner.logger.removeHandler(handler)
+    return dict(metrics, clips=len(runner.test_dataloader.dataset))
+
+
+def summarise(metrics: dict) -> dict:
+    """The table's figures from the test metrics (MMEngine's keys)."""
     return dict(
-        top1=float(np.mean(pred == labels)),
-        top5=float(np.mean([lab in row for lab, row in zip(labels, top5)])),
-        pair=float(np.mean(same_pair)),
-        direction=float(np.mean(pred[same_pair] == labels[same_pair]))
-        if same_pair.any() else float('nan'),
-        direction_n=int(same_pair.sum()),
-        per_pair=per_pair,
-        clips=len(labels))
+        top1=metrics['acc/top1'],
+        top5=metrics['acc/top5'],
+        pair=metrics['direction/kind_acc'],
+        direction=metrics['direction/acc'],
+        direction_n=int(metrics['direction/num_clips']),
+        per_pair=[
+            metrics[f'direction/pair{j}_acc']
+            for j in range(len(MOTION_PAIRS))
+        ],
+        clips=int(metrics['clips']))
 
 
 def wilson(p: float, n: int, z: float = 1.96):
@@ -227,70 +256,40 @@ def latest_scalars(work_dir: str):
     return paths[-1] if paths else None
 
 
-def schedule_overrides(cfg, epochs: int) -> dict:
-    """Config overrides that run ``cfg``'s schedule over ``epochs``.
-
-    The warm-up epoch stays; the cosine decay is stretched (or shrunk) to
-    end with training, and validation runs after the last epoch. Setting
-    only ``train_cfg.max_epochs`` would leave the decay ending at its
-    original epoch and train the remaining epochs at ``eta_min``.
-    """
-    overrides = {
-        'train_cfg.max_epochs': epochs,
-        'train_cfg.val_interval': epochs
-    }
-    for index, scheduler in enumerate(cfg.param_scheduler):
-        if scheduler.get('type') == 'CosineAnnealingLR':
-            overrides[f'param_scheduler.{index}.T_max'] = max(epochs - 1, 1)
-            overrides[f'param_scheduler.{index}.end'] = max(epochs, 2)
-    return overrides
-
-
-def epoch_options(config: str, epochs: int) -> list:
-    """:func:`schedule_overrides` of a config file as ``--cfg-options``."""
-    from mmengine.config import Config
-    return [
-        f'{key}={value}' for key, value in schedule_overrides(
-            Config.fromfile(config), epochs).items()
-    ]
-
-
 def train_and_test(config, seed, args, runs_left):
     name = osp.splitext(osp.basename(config))[0]
     work_dir = osp.join(args.work_dir, name)
     if len(args.seeds) > 1:
         work_dir = osp.join(work_dir, f'seed{seed}')
     os.makedirs(work_dir, exist_ok=True)
-    dump = osp.join(work_dir, 'val_predictions.pkl')
+    saved = osp.join(work_dir, 'test_metrics.json')
     timing = osp.join(work_dir, 'train_seconds.json')
     title = model_name(config).upper()
     if len(args.seeds) > 1:
         title += f' seed {seed}'
-    if args.reuse and osp.isfile(dump) and osp.isfile(timing):
-        print(f'    {title}: reusing {dump}', flush=True)
+    if args.reuse and osp.isfile(saved) and osp.isfile(timing):
+        print(f'    {title}: reusing {saved}', flush=True)
         with open(timing) as f:
             train_time = json.load(f)['train_s']
+        with open(saved) as f:
+            metrics = json.load(f)
     else:
-        options = data_options(args.data_root)
-        if args.epochs:
-            options += epoch_options(config, args.epochs)
-        python = sys.executable
+        overrides = config_overrides(args.data_root, args.epochs)
         began = time.time()
         run([
-            python, 'tools/train.py', config, '--work-dir', work_dir,
-            '--seed', str(seed), '--cfg-options', *options
+            sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
+            '--seed', str(seed), '--cfg-options', *as_cfg_options(overrides)
         ], osp.join(work_dir, 'train.log'), EpochProgress(title, runs_left))
         train_time = time.time() - began
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()
-        run([
-            python, 'tools/test.py', config, checkpoint, '--work-dir',
-            work_dir, '--dump', dump, '--cfg-options', *options
-        ], osp.join(work_dir, 'test.log'))
+        metrics = score_checkpoint(config, checkpoint, overrides, work_dir)
+        with open(saved, 'w') as f:
+            json.dump(metrics, f, indent=1)
         with open(timing, 'w') as f:
             json.dump(dict(train_s=train_time), f)
     return dict(train_s=train_time, work_dir=work_dir,
-                scalars=latest_scalars(work_dir), **summarise(dump))
+                scalars=latest_scalars(work_dir), **summarise(metrics))
 
 
 def combine(model, config, runs):

@@ -8,13 +8,21 @@ Example::
 import argparse
 import os
 import os.path as osp
+import sys
 
-from mmaction.registry import RUNNERS
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+# tools/_quiet.py, also when this file is loaded by path (tests, mim).
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _quiet import quiet_upstream  # noqa: E402
 
-import mmaction_tdx  # noqa: F401  (repairs the stack before anything else)
-from mmaction_tdx.datasets.annotation_checks import (
+# Before mmcv/mmengine/mmaction are imported: some warn at import.
+quiet_upstream()
+
+from mmaction.registry import RUNNERS  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
+
+import mmaction_tdx  # noqa: F401,E402  (repairs the stack first)
+from mmaction_tdx.datasets.annotation_checks import (  # noqa: E402
     missing_annotation_files,
     missing_data_message,
 )

@@ -11,15 +11,24 @@ Example::
 import argparse
 import os
 import os.path as osp
+import shlex
+import sys
 
-from mmaction.registry import RUNNERS
-from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
+# tools/_quiet.py, also when this file is loaded by path (tests, mim).
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _quiet import quiet_upstream  # noqa: E402
+
+# Before mmcv/mmengine/mmaction are imported: some warn at import.
+quiet_upstream()
+
+from mmaction.registry import RUNNERS  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.runner import Runner  # noqa: E402
 
 # Importing the package first repairs the stack (mmaction_tdx.compat) even
 # before the config's ``custom_imports`` are read.
-import mmaction_tdx  # noqa: F401
-from mmaction_tdx.datasets.annotation_checks import (
+import mmaction_tdx  # noqa: F401,E402
+from mmaction_tdx.datasets.annotation_checks import (  # noqa: E402
     missing_annotation_files,
     missing_data_message,
 )
@@ -125,6 +134,47 @@ def check_data_exists(cfg: Config) -> None:
         raise SystemExit(missing_data_message(missing))
 
 
+def resume_command(argv, work_dir: str) -> str:
+    """The command line that continues this run: ``argv`` (this script's
+    arguments) with any ``--resume [CKPT]`` replaced by ``--resume`` (the
+    latest checkpoint of the work dir) and the work dir made explicit."""
+    kept, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg == '--resume':
+            # `--resume CKPT`: drop CKPT too (an option never starts a path
+            # with '-', and the config is the first positional argument).
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            skip = nxt is not None and not nxt.startswith('-')
+            continue
+        if arg.startswith('--resume='):
+            continue
+        kept.append(arg)
+    if '--work-dir' not in kept and not any(
+            a.startswith('--work-dir=') for a in kept):
+        kept[1:1] = ['--work-dir', work_dir]
+    script = osp.relpath(osp.abspath(__file__))
+    if script.startswith('..'):
+        script = osp.abspath(__file__)
+    return shlex.join(['python', script, *kept, '--resume'])
+
+
+def interrupted_message(runner, argv) -> str:
+    """One line for Ctrl-C: where training stopped and how to continue."""
+    from mmengine.runner import find_latest_checkpoint
+    where = (f'epoch {runner.epoch + 1}, iteration {runner.iter + 1}'
+             if runner is not None else 'before the first iteration')
+    work_dir = runner.work_dir if runner is not None else None
+    latest = find_latest_checkpoint(work_dir) if work_dir else None
+    if latest is None:
+        return (f'Interrupted ({where}); no checkpoint was saved yet, so '
+                'a new run starts from the beginning.')
+    return (f'Interrupted ({where}). Continue from {latest} with: '
+            f'{resume_command(argv, work_dir)}')
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
@@ -132,11 +182,22 @@ def main():
         cfg.merge_from_dict(args.cfg_options)
     cfg = merge_args(cfg, args)
     check_data_exists(cfg)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    runner = None
+    try:
+        if 'runner_type' in cfg:
+            runner = RUNNERS.build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
+        runner.train()
+    except KeyboardInterrupt:
+        # One line instead of the tracebacks of every frame (and of the
+        # data loader workers), with the command that resumes the run; one
+        # process says it for all ranks.
+        from mmengine.dist import is_main_process
+        if is_main_process():
+            print(interrupted_message(runner, sys.argv[1:]),
+                  file=sys.stderr)
+        sys.exit(130)  # the shell's code for SIGINT
 
 
 if __name__ == '__main__':

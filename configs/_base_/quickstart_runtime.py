@@ -1,5 +1,6 @@
 # Runtime of the quick-start configs: CPU-friendly (gloo), short logs,
-# one kept checkpoint plus the best one.
+# one kept checkpoint plus the best one. These are choices for the CPU
+# demo (make demo); your own configs inherit ./default_runtime.py instead.
 _base_ = ['./default_runtime.py']
 
 default_hooks = dict(

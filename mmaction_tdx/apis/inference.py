@@ -21,7 +21,16 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
 
-SAMPLERS = ('SampleFrames', 'DenseSampleFrames')
+from mmaction_tdx.datasets.sampling_contract import (
+    BackboneSampling,
+    SamplingConfigError,
+    backbone_sampling,
+    bind_view_heads,
+    pipeline_for_test,
+    pipeline_problems,
+)
+
+from .checkpoint import load_checkpoint_strict
 
 
 def load_label_map(path: str) -> List[str]:
@@ -33,24 +42,6 @@ def load_label_map(path: str) -> List[str]:
     if not labels:
         raise ValueError(f'The label map {path} holds no class names.')
     return labels
-
-
-def backbone_sampling(model_cfg: dict) -> Tuple[int, int]:
-    """``(num_segments, frames_per_segment)`` the backbone of a model config
-    reads, without building it.
-
-    TDN (``ResNetTDN``) reads its short-term TDM's frames per segment (5
-    unless set), or ``frames_per_segment``, or 1 without either; every
-    other backbone of ours reads 1.
-    """
-    backbone = model_cfg.get('backbone', {})
-    num_segments = backbone.get('num_segments', 8)
-    per_segment = backbone.get('frames_per_segment', None)
-    if per_segment is None and backbone.get('type') == 'ResNetTDN':
-        stdm = backbone.get('short_term_tdm', dict(type='ShortTermTDM'))
-        if stdm is not None:
-            per_segment = stdm.get('frames_per_segment', 5)
-    return num_segments, per_segment or 1
 
 
 def default_video_pipeline(num_segments: int,
@@ -82,29 +73,22 @@ def default_video_pipeline(num_segments: int,
     ]
 
 
-def _sampling_steps(pipeline: Sequence[dict]) -> List[dict]:
-    return [
-        step for step in pipeline
-        if hasattr(step, 'get') and step.get('type') in SAMPLERS
-    ]
-
-
-def check_pipeline_sampling(pipeline: Sequence[dict], num_segments: int,
-                            frames_per_segment: int) -> None:
-    """Raise if the pipeline's ``SampleFrames`` does not give what the
-    backbone reads (``clip_len == frames_per_segment`` and ``num_clips`` a
-    multiple of ``num_segments``)."""
-    for step in _sampling_steps(pipeline):
-        clip_len = step.get('clip_len', None)
-        num_clips = step.get('num_clips', 1)
-        if clip_len != frames_per_segment or num_clips % num_segments:
-            raise ValueError(
-                f'The test pipeline samples {step["type"]}(clip_len='
-                f'{clip_len}, num_clips={num_clips}), but the backbone '
-                f'reads {num_segments} segments of {frames_per_segment} '
-                f'frame(s). Set clip_len={frames_per_segment}, frame_'
-                f'interval=1, num_clips={num_segments} in the config\'s '
-                'test pipeline.')
+def check_pipeline_sampling(pipeline: Sequence[dict],
+                            num_segments: Optional[int],
+                            frames_per_segment: int,
+                            head=None,
+                            backbone: str = 'the backbone') -> None:
+    """Raise :class:`SamplingConfigError` if a test pipeline does not give
+    a whole number of views of ``num_segments`` segments of
+    ``frames_per_segment`` frames, or gives several views to a head that
+    does not score views (the rule of
+    :func:`~mmaction_tdx.datasets.sampling_contract.pipeline_problems`)."""
+    problems = pipeline_problems(
+        pipeline,
+        BackboneSampling(backbone, num_segments, frames_per_segment),
+        'test', head, 'The test pipeline')
+    if problems:
+        raise SamplingConfigError('\n'.join(problems))
 
 
 def prepare_inference_config(cfg: Config) -> Config:
@@ -113,23 +97,18 @@ def prepare_inference_config(cfg: Config) -> Config:
 
     Order: the test loader's pipeline (what ``tools/test.py`` runs), then
     ``cfg.test_pipeline``, then :func:`default_video_pipeline` for the
-    backbone. The chosen pipeline is checked against the backbone's
-    ``num_segments`` / ``frames_per_segment``.
+    backbone. The chosen pipeline is checked against what the backbone
+    reads and the head scores (one or a whole number of views, per view).
     """
     cfg = copy.deepcopy(cfg)
-    dataset = (cfg.get('test_dataloader', None) or {}).get('dataset', {})
-    while dataset and 'pipeline' not in dataset and 'dataset' in dataset:
-        dataset = dataset['dataset']  # RepeatDataset and similar wrappers
-    pipeline = dataset.get('pipeline', None) or cfg.get('test_pipeline', None)
-    num_segments, per_segment = backbone_sampling(cfg.model)
+    pipeline = pipeline_for_test(cfg)
+    backbone = backbone_sampling(cfg.model)
     if not pipeline:
-        pipeline = default_video_pipeline(num_segments, per_segment)
-    backbone = cfg.model.get('backbone', {})
-    # A plain 2D backbone (TSN's ResNet) has no segment axis: any num_clips.
-    has_segments = 'num_segments' in backbone or backbone.get('type') in (
-        'ResNetTDN', 'ResNetTDRL', 'ResNetTSM')
-    check_pipeline_sampling(pipeline, num_segments if has_segments else 1,
-                            per_segment)
+        pipeline = default_video_pipeline(backbone.num_segments or 8,
+                                          backbone.frames_per_segment)
+    check_pipeline_sampling(pipeline, backbone.num_segments,
+                            backbone.frames_per_segment,
+                            cfg.model.get('cls_head', None), backbone.name)
     cfg.test_pipeline = pipeline
     return cfg
 
@@ -148,8 +127,10 @@ def load_config(config: Union[str, Config],
 def init_video_recognizer(config: Union[str, Config],
                           checkpoint: Optional[str] = None,
                           device: Union[str, torch.device] = 'cpu',
-                          cfg_options: Optional[dict] = None) -> nn.Module:
-    """MMAction2's ``init_recognizer`` on :func:`load_config`'s config.
+                          cfg_options: Optional[dict] = None,
+                          strict: bool = True) -> nn.Module:
+    """MMAction2's ``init_recognizer`` on :func:`load_config`'s config,
+    loading the checkpoint strictly.
 
     Args:
         config (str | Config): A config of ours (a full one or
@@ -159,16 +140,28 @@ def init_video_recognizer(config: Union[str, Config],
             here: ``init_recognizer`` clears it).
         device (str | torch.device): e.g. ``'cpu'`` or ``'cuda:0'``.
         cfg_options (dict, optional): Overrides, as ``--cfg-options``.
+        strict (bool): Refuse a checkpoint with missing, unexpected or
+            shape-mismatched keys (:func:`load_checkpoint_strict`).
+            Defaults to True.
 
     Returns:
-        nn.Module: The recognizer in eval mode, with ``model.cfg``.
+        nn.Module: The recognizer in eval mode, with ``model.cfg``; a
+        per-view head gets the backbone's ``num_segments``.
     """
     from mmaction.apis import init_recognizer
     cfg = load_config(config, cfg_options)
     if checkpoint is not None and not osp.isfile(checkpoint) \
             and '://' not in checkpoint:
         raise FileNotFoundError(f'Checkpoint {checkpoint} does not exist.')
-    return init_recognizer(cfg, checkpoint, device=device)
+    model = init_recognizer(cfg, None, device=device)
+    bind_view_heads(model)
+    if checkpoint is not None:
+        load_checkpoint_strict(
+            model,
+            checkpoint,
+            strict=strict,
+            config=config if isinstance(config, str) else None)
+    return model
 
 
 def video_inputs(model: nn.Module, video: str) -> Dict[str, list]:
@@ -222,8 +215,8 @@ def default_device() -> str:
 
 
 __all__ = [
-    'backbone_sampling', 'check_pipeline_sampling', 'default_device',
-    'default_video_pipeline', 'init_video_recognizer', 'load_config',
+    'check_pipeline_sampling', 'default_device', 'default_video_pipeline',
+    'init_video_recognizer', 'load_checkpoint_strict', 'load_config',
     'load_label_map', 'prepare_inference_config', 'recognize_video', 'top_k',
     'video_inputs'
 ]

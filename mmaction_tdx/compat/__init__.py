@@ -4,8 +4,10 @@
 Each module of :data:`FIXES` fixes one upstream defect, names the upstream
 version in its docstring, exposes ``is_needed()`` and ``apply()``, and does
 nothing where the installed upstream is already fixed. ``is_needed()``
-decides from versions, files or upstream's source (:mod:`._source`), never
-by building a model: every process (and DDP rank) runs it on import.
+decides from installed versions (:mod:`._versions`) or files, never by
+parsing upstream's source or building a model: every process (and DDP
+rank) runs it on import. A fix that only our own classes need lives in
+them, not in a patched upstream class (:mod:`.resnet_tsm_scratch`).
 :func:`apply_all` runs them in the order their dependencies need (the
 ``mmaction.models`` import fixes before anything that imports
 ``mmaction.models``).

@@ -15,8 +15,9 @@ CONFIG 2`` (``--launcher pytorch``) on a machine without GPUs:
    single-device/multiple-device GPU modules").
 
 The fix, only where no CUDA device is available: (1) initialises the
-process group without selecting a device, and refuses the ``nccl``
-backend (GPU-only) with a message naming the config setting; (2) drops
+process group without selecting a device, with ``gloo`` where the config
+asks for ``nccl`` (GPU-only; MMEngine's default, so a config written for
+GPUs also runs here, and says so in the log); (2) drops
 ``device_ids`` when the wrapped module lives on the CPU, which is what
 DDP expects there, and reverts SyncBN layers to BN with a warning (torch's
 ``SyncBatchNorm`` runs on GPUs only; MMEngine does the same when it trains
@@ -56,12 +57,15 @@ def _patch_init_dist() -> None:
         if not is_needed() or init_backend != 'torch':
             return upstream(backend, init_backend=init_backend, **kwargs)
         if backend == 'nccl':
-            raise RuntimeError(
-                'Distributed training on a machine without CUDA GPUs needs '
-                "the 'gloo' backend, but the config asks for 'nccl' (the "
-                "GPU-only default). Set env_cfg = dict(dist_cfg=dict("
-                "backend='gloo')) in the config, or pass --cfg-options "
-                'env_cfg.dist_cfg.backend=gloo.')
+            # MMEngine's default; GPU-only. Configs stay neutral (NCCL on
+            # GPUs) and CPU runs use the one backend that works there.
+            from mmengine.logging import print_log
+            print_log(
+                "No CUDA GPU here: the 'nccl' backend (GPU-only, the "
+                "default of env_cfg.dist_cfg) is replaced by 'gloo'.",
+                logger='current',
+                level=logging.INFO)
+            backend = 'gloo'
         torch.distributed.init_process_group(backend=backend, **kwargs)
 
     setattr(init_dist_pytorch, _MARK, True)

@@ -10,16 +10,19 @@ ResNetTDRL, ...) inherits it, so ``backbone.eval().cuda()`` or
 ``nn.Module.eval`` also returns ``self.train(False)``, so ``.eval()`` chains
 break the same way.
 
-The fix wraps the method once so that it returns ``self``. Whether it is
-needed is read from upstream's source: if ``ResNet.train`` has a ``return``
-with a value, the wrapper is not installed.
+The fix wraps the method once so that it returns ``self`` (and returns
+whatever upstream returns when that is not None, so a fixed upstream is
+unaffected). It is needed while the installed ``mmaction2`` is at most
+:data:`LAST_DEFECTIVE` (1.2.0, the latest release at the time of
+writing).
 """
-import ast
 import functools
 
-from ._source import function_node, own_statements
+from . import _versions
 
 _MARK = '_mmaction_tdx_returns_self'
+#: The last mmaction2 release whose ``ResNet.train`` returns None.
+LAST_DEFECTIVE = '1.2.0'
 
 
 def _upstream_resnet():
@@ -27,26 +30,10 @@ def _upstream_resnet():
     return ResNet
 
 
-def returns_a_value(method) -> bool:
-    """Whether ``method``'s source has a ``return <value>``.
-
-    Without source (byte-code-only install) the answer is False: the
-    defect of mmaction2 1.2.0 is assumed, and the wrapper returns whatever
-    a fixed upstream returns anyway.
-    """
-    node = function_node(method)
-    if node is None:
-        return False
-    return any(
-        isinstance(child, ast.Return) and child.value is not None
-        for child in own_statements(node))
-
-
 def is_needed() -> bool:
-    train = _upstream_resnet().train
-    if getattr(train, _MARK, False):
+    if getattr(_upstream_resnet().train, _MARK, False):
         return False
-    return not returns_a_value(train)
+    return _versions.at_most('mmaction2', LAST_DEFECTIVE)
 
 
 def apply() -> bool:

@@ -10,80 +10,58 @@ trained from scratch (e.g. ``mmaction::_base_/models/tsm_r50.py`` with
 object, got 'NoneType'``. ``ResNet`` itself treats ``pretrained=None`` as
 "initialise from scratch".
 
-The fix: with ``pretrained=None``, ``ResNetTSM.init_weights`` does what
-``ResNet.init_weights`` does for None (the random initialisation); with a
-checkpoint, upstream's method runs unchanged. Whether it is needed is read
-from upstream's source: the defect is an ``if self.pretrained2d:`` branch of
-``init_weights`` that calls ``self.load_original_weights`` without looking
-at ``self.pretrained``; where upstream's method differs (e.g. it tests
-``self.pretrained`` first), the wrapper is not installed.
+The fix leaves MMAction2's class alone (importing ``mmaction_tdx`` changes
+no upstream class): it applies where our code uses a TSM,
+
+* our TSM configs set ``pretrained2d=False``, upstream's own switch for a
+  TSM without 2D ImageNet weights (``configs/quickstart/tsm*.py``); so do
+  yours;
+* :class:`ScratchInitTSMMixin`, for a backbone built on ``ResNetTSM`` (put
+  it first in the bases): with ``pretrained=None`` ``init_weights`` does
+  what ``ResNet.init_weights`` does for None (random initialisation); with
+  a checkpoint, upstream's method runs unchanged.
+
+It is needed while the installed ``mmaction2`` is at most
+:data:`LAST_DEFECTIVE` (1.2.0, the latest release at the time of writing);
+beyond it the mixin defers to upstream's ``init_weights``.
 """
-import ast
-import functools
+from . import _versions
 
-from ._source import function_node, is_self_attribute, own_statements
-
-_MARK = '_mmaction_tdx_scratch_init'
-
-
-def _upstream_resnet_tsm():
-    from mmaction.models.backbones.resnet_tsm import ResNetTSM
-    return ResNetTSM
-
-
-def loads_without_checking_pretrained(init_weights) -> bool:
-    """Whether ``init_weights`` has upstream 1.2.0's defective branch.
-
-    That is an ``if self.pretrained2d:`` whose body calls
-    ``self.load_original_weights(...)`` and never reads ``self.pretrained``.
-    Without source (byte-code-only install) the 1.2.0 defect is assumed;
-    the wrapper runs upstream's method whenever a checkpoint is given.
-    """
-    node = function_node(init_weights)
-    if node is None:
-        return True
-    for branch in own_statements(node):
-        if not (isinstance(branch, ast.If)
-                and is_self_attribute(branch.test, 'pretrained2d')):
-            continue
-        body = [n for stmt in branch.body for n in ast.walk(stmt)]
-        loads = any(
-            isinstance(n, ast.Call)
-            and is_self_attribute(n.func, 'load_original_weights')
-            for n in body)
-        checks = any(is_self_attribute(n, 'pretrained') for n in body)
-        if loads and not checks:
-            return True
-    return False
+#: The last mmaction2 release whose ``ResNetTSM.init_weights`` fails on
+#: ``pretrained=None``.
+LAST_DEFECTIVE = '1.2.0'
 
 
 def is_needed() -> bool:
-    init_weights = _upstream_resnet_tsm().init_weights
-    if getattr(init_weights, _MARK, False):
-        return False
-    return loads_without_checking_pretrained(init_weights)
+    return _versions.at_most('mmaction2', LAST_DEFECTIVE)
 
 
 def apply() -> bool:
-    """Let ``ResNetTSM`` initialise from scratch when ``pretrained=None``.
+    """Patch nothing (see the module docstring): the fix lives in
+    :class:`ScratchInitTSMMixin` and our configs.
 
     Returns:
-        bool: True if the wrapper is active after the call.
+        bool: whether the mixin replaces upstream's ``init_weights`` for
+        ``pretrained=None`` on this stack.
     """
-    resnet_tsm = _upstream_resnet_tsm()
-    if getattr(resnet_tsm.init_weights, _MARK, False):
-        return True
-    if not is_needed():
-        return False
-    upstream_init = resnet_tsm.init_weights
+    return is_needed()
 
-    @functools.wraps(upstream_init)
+
+class ScratchInitTSMMixin:
+    """``init_weights`` of a ``ResNetTSM`` subclass that accepts
+    ``pretrained=None`` (from scratch), as ``ResNet`` does.
+
+    Example::
+
+        @MODELS.register_module()
+        class MyTSM(ScratchInitTSMMixin, ResNetTSM):
+            ...
+    """
+
     def init_weights(self):
-        if self.pretrained2d and self.pretrained is None:
-            # ResNet.init_weights: None means random initialisation.
-            return super(resnet_tsm, self).init_weights()
-        return upstream_init(self)
+        if self.pretrained2d and self.pretrained is None and is_needed():
+            from mmaction.models.backbones.resnet import ResNet
 
-    setattr(init_weights, _MARK, True)
-    resnet_tsm.init_weights = init_weights
-    return True
+            # ResNet.init_weights: None means random initialisation.
+            return ResNet.init_weights(self)
+        return super().init_weights()

@@ -9,10 +9,11 @@ a checkpoint (MMEngine's loaders are routed here by
   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` can turn it off;
 * allows what MMEngine's own checkpoints hold (the message hub's
   ``HistoryBuffer`` with numpy arrays and scalars inside,
-  ``collections.Counter``) only for the duration of the call, with
-  ``torch.serialization.safe_globals``: torch's process-wide list of safe
-  globals is never widened, so a user's own ``torch.load`` after
-  ``import mmaction_tdx`` behaves exactly as plain torch's;
+  ``collections.Counter``) only to its own ``torch.load`` call, in its own
+  thread (:func:`allowed_globals`): torch's process-wide list of safe
+  globals is never changed, so a user's own ``torch.load``, before, after
+  or at the same time in another thread, behaves exactly as plain
+  torch's, and the user's own ``add_safe_globals`` entries stay;
 * binds every numpy and MMEngine name a checkpoint may use to a checking
   shim, never to the real object (:func:`mmengine_globals`). The shims
   accept numeric built-in dtypes only and rebuild arrays and scalars from
@@ -30,18 +31,20 @@ a checkpoint (MMEngine's loaders are routed here by
   its name.
 
 :func:`load_url` downloads to torch's hub cache like
-``torch.hub.load_state_dict_from_url`` and then loads the cached file with
+``torch.hub.load_state_dict_from_url`` (with a time limit,
+:func:`download_url_to_file`) and then loads the cached file with
 :func:`load_checkpoint_file`. Where the file name carries a SHA-256 prefix
 (``name-<hash>.pth``, as torchvision's and OpenMMLab's model zoos name
-their files) the download is checked by ``torch.hub``'s own check, and a
-file found in the cache is checked again before it is read, so a file
-planted in the cache is not loaded.
+their files) the download is checked while it arrives, and a file found in
+the cache is checked again before it is read, so a file planted in the
+cache is not loaded.
 
-The allowlist is added to torch's list for the call and removed after it
-(that list is process-wide, so a ``torch.load`` in another thread at the
-same moment would see it too).
+Sizes are checked before anything is read: the file's, and for a zip the
+uncompressed size its index declares (what reading it allocates), so
+neither a large file nor a small zip bomb reaches memory.
 """
 import contextlib
+import contextvars
 import hashlib
 import io
 import os
@@ -50,10 +53,15 @@ import pickle
 import re
 import shlex
 import sys
+import tempfile
+import threading
+import time
+import uuid
 import zipfile
 from collections import Counter, OrderedDict
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
+from urllib.request import Request, urlopen
 
 import numpy as np
 import torch
@@ -197,7 +205,23 @@ HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 HISTORY_BUFFER_STATE_KEYS = frozenset(
     ['max_length', '_log_history', '_count_history', 'statistics_methods'])
 
-_created = [0]  # placeholders made so far (to skip resolving when none)
+
+
+class _LoadState:
+    """What one of our loads allows (``{pickled name: object}``) and how
+    many placeholders it made (none: nothing to resolve)."""
+
+    __slots__ = ('allowed', 'created')
+
+    def __init__(self, allowed: dict) -> None:
+        self.allowed = allowed
+        self.created = 0
+
+
+# The load running in this thread (a context variable: every thread, and
+# every asyncio task, has its own; a new thread starts without one).
+_LOAD: contextvars.ContextVar = contextvars.ContextVar(
+    'mmaction_tdx_checkpoint_load', default=None)
 
 
 class _Pending:
@@ -213,7 +237,10 @@ class _Pending:
     def __new__(cls, *args):
         if args:
             raise _refuse(f'creating {cls.__name__[1:]} with {args!r:.200}.')
-        _created[0] += 1
+        state = _LOAD.get()
+        if state is None:
+            raise _refuse(f'a {cls.__name__[1:]} outside a checked load.')
+        state.created += 1
         return super().__new__(cls)
 
     def resolve(self, memo: dict) -> Any:
@@ -437,17 +464,93 @@ def _global_name(entry: Any) -> str:
     return f'{entry.__module__}.{entry.__qualname__}'
 
 
+# torch's weights-only unpickler looks up the user's allowlist through
+# this function of its module, at every GLOBAL, NEWOBJ, REDUCE and BUILD.
+_TORCH_LOOKUP = '_get_user_allowed_globals'
+_SCOPED = '_mmaction_tdx_scoped'
+_INSTALL_LOCK = threading.Lock()
+# Only where the lookup cannot be scoped (another torch): our loads then
+# widen torch's list one at a time.
+_FALLBACK_LOCK = threading.RLock()
+
+
+def _scope_torch_lookup() -> bool:
+    """Make torch's weights-only unpickler see our entries in the thread
+    of one of our loads only (idempotent).
+
+    Torch keeps one process-wide set of safe globals, and its
+    ``safe_globals`` context manager adds to and removes from that set: two
+    loads at once leave entries behind or drop the user's, and every
+    ``torch.load`` of every thread sees what one load allows. Instead, the
+    unpickler's lookup of that set is wrapped once: it answers torch's set
+    plus, only while one of our loads runs in the calling thread
+    (:data:`_LOAD`), that load's entries (ours win over the user's under
+    the same name, so that a checking shim, not e.g. the real
+    ``numpy.dtype``, answers it). Torch's set itself is never changed, and
+    any other ``torch.load`` gets exactly what it got before.
+
+    Returns:
+        bool: False if this torch has no such lookup (then
+        :func:`allowed_globals` falls back to torch's context manager).
+    """
+    from torch import _weights_only_unpickler as unpickler
+    with _INSTALL_LOCK:
+        lookup = getattr(unpickler, _TORCH_LOOKUP, None)
+        if getattr(lookup, _SCOPED, False):
+            return True
+        load = getattr(getattr(unpickler, 'Unpickler', None), 'load', None)
+        if lookup is None or _TORCH_LOOKUP not in getattr(
+                getattr(load, '__code__', None), 'co_names', ()):
+            return False
+
+        def scoped_lookup() -> dict:
+            allowed = lookup()
+            state = _LOAD.get()
+            if state is not None:
+                allowed.update(state.allowed)
+            return allowed
+
+        setattr(scoped_lookup, _SCOPED, True)
+        scoped_lookup.__wrapped__ = lookup
+        setattr(unpickler, _TORCH_LOOKUP, scoped_lookup)
+        return True
+
+
 @contextlib.contextmanager
 def allowed_globals(extra: Iterable[Any] = (),
-                    mmengine: bool = True) -> Iterator[None]:
-    """Allow :func:`mmengine_globals` (if ``mmengine``) and ``extra`` for
-    the duration of the block, with ``torch.serialization.safe_globals``.
+                    mmengine: bool = True) -> Iterator[_LoadState]:
+    """Allow :func:`mmengine_globals` (if ``mmengine``) and ``extra`` to
+    ``torch.load(weights_only=True)`` calls made by this thread in the
+    block, and to no other (see :func:`_scope_torch_lookup`).
 
-    Entries that the user added process-wide under the same names (e.g.
-    ``numpy.dtype`` itself) are set aside for the block, so that our
-    checking shims, not the real objects, answer those names.
+    Torch's process-wide list (``torch.serialization.get_safe_globals()``)
+    is not changed: the user's own entries stay allowed, also in the block,
+    except those under the names of ours, which our checking shims answer.
+
+    Yields:
+        _LoadState: The load's state (its placeholder count).
     """
     ours = (mmengine_globals() if mmengine else []) + list(extra)
+    state = _LoadState({
+        _global_name(entry):
+        entry[0] if isinstance(entry, tuple) else entry
+        for entry in ours
+    })
+    token = _LOAD.set(state)
+    try:
+        if _scope_torch_lookup():
+            yield state
+        else:
+            with _FALLBACK_LOCK, _widened_torch_list(ours):
+                yield state
+    finally:
+        _LOAD.reset(token)
+
+
+@contextlib.contextmanager
+def _widened_torch_list(ours: List[Any]) -> Iterator[None]:
+    # The fallback: torch's own context manager on torch's process-wide
+    # list, with the user's entries under our names set aside.
     names = {_global_name(entry) for entry in ours}
     before = torch.serialization.get_safe_globals()
     shadowing = [e for e in before if _global_name(e) in names]
@@ -464,21 +567,47 @@ def allowed_globals(extra: Iterable[Any] = (),
             torch.serialization.add_safe_globals(before)
 
 
+# Markers of a tuple (or frozenset) in ``_resolve``'s memo while its
+# items are resolved, and once it was reached again through them.
+_IN_PROGRESS = object()
+_REENTERED = object()
+
+
 def _resolve(obj: Any, memo: dict) -> Any:
     """``obj`` with every placeholder replaced by its real object, in
     place for lists, dicts and sets (identity and sharing are kept).
 
     ``memo`` maps ``id(original) -> (original, result)``; holding the
     original keeps its id from being reused during the walk.
+
+    A tuple is immutable: one that holds a placeholder is replaced by a
+    new tuple, so a list or dict inside it that holds the tuple itself
+    (``t = (array, l)``, ``l = [t]``) would keep the old one, placeholder
+    and all. Such a cycle is refused; MMEngine checkpoints hold none.
     """
     key = id(obj)
     if key in memo:
-        return memo[key][1]
+        original, result = memo[key]
+        if result is _IN_PROGRESS or result is _REENTERED:
+            memo[key] = (original, _REENTERED)
+            return original
+        return result
     if isinstance(obj, _Pending):
         memo[key] = (obj, None)
         result = obj.resolve(memo)
         memo[key] = (obj, result)
         return result
+    if type(obj) in (tuple, frozenset):
+        memo[key] = (obj, _IN_PROGRESS)
+        items = [_resolve(item, memo) for item in obj]
+        changed = any(new is not old for new, old in zip(items, obj))
+        if changed and memo[key][1] is _REENTERED:
+            raise _refuse(
+                f'a {type(obj).__name__} that contains itself (through a '
+                'list or dict) next to numpy data or a HistoryBuffer: it '
+                'cannot be rebuilt with its own contents.')
+        memo[key] = (obj, type(obj)(items) if changed else obj)
+        return memo[key][1]
     memo[key] = (obj, obj)
     if isinstance(obj, list):
         obj[:] = [_resolve(item, memo) for item in obj]
@@ -495,11 +624,7 @@ def _resolve(obj: Any, memo: dict) -> Any:
         items = [_resolve(item, memo) for item in obj]
         obj.clear()
         obj.update(items)
-    elif type(obj) in (tuple, frozenset):
-        items = [_resolve(item, memo) for item in obj]
-        if any(new is not old for new, old in zip(items, obj)):
-            memo[key] = (obj, type(obj)(items))
-    return memo[key][1]
+    return obj
 
 
 # --------------------------------------------------------------------------
@@ -544,14 +669,20 @@ def _format_problem(head: bytes, name: str) -> Optional[str]:
             'not with a zip archive or a pickle)')
 
 
-def _has_zip_index(source: Any) -> bool:
-    if isinstance(source, str):
-        return zipfile.is_zipfile(source)
-    start = source.tell()
+def _zip_unpacked_bytes(source: Any) -> Optional[int]:
+    """The sum of the uncompressed sizes that the central directory of
+    the zip ``source`` declares (what reading it allocates: torch's reader
+    makes a buffer of each record's declared size), or None if it has no
+    readable index. Only the index is read; nothing is inflated."""
+    start = None if isinstance(source, str) else source.tell()
     try:
-        return zipfile.is_zipfile(source)
+        with zipfile.ZipFile(source) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
     finally:
-        source.seek(start)
+        if start is not None:
+            source.seek(start)
 
 
 # torch's messages for files that end too early, and for damaged ones.
@@ -638,25 +769,34 @@ def load_checkpoint_file(source: Any,
         raise CheckpointFileError(
             f'{fail} it is empty (0 bytes), e.g. an interrupted save or '
             'download. Save or download it again.')
-    if size > max_checkpoint_bytes():
+    limit = max_checkpoint_bytes()
+    if size > limit:
         raise CheckpointFileError(
-            f'{fail} it is too large ({size} bytes; the limit is '
-            f'{max_checkpoint_bytes()}). If it really is the checkpoint, '
-            f'raise the limit with {MAX_BYTES_ENV}=<bytes>.')
+            f'{fail} it is too large ({size} bytes; the limit is {limit}).'
+            f' If it really is the checkpoint, raise the limit with '
+            f'{MAX_BYTES_ENV}=<bytes>.')
     problem = _format_problem(head, str(name))
     if problem:
         raise CheckpointFileError(f'{fail} it {problem}.')
-    if head.startswith(ZIP_MAGIC) and not _has_zip_index(source):
-        raise CheckpointFileError(
-            f'{fail} it is truncated: the index of its zip archive, at the '
-            'end of the file, is missing (an interrupted save or '
-            'download). Save or download it again.')
-    created = _created[0]
+    if head.startswith(ZIP_MAGIC):
+        unpacked = _zip_unpacked_bytes(source)
+        if unpacked is None:
+            raise CheckpointFileError(
+                f'{fail} it is truncated: the index of its zip archive, at '
+                'the end of the file, is missing (an interrupted save or '
+                'download). Save or download it again.')
+        if unpacked > limit:
+            raise CheckpointFileError(
+                f'{fail} it is too large: its {size} bytes unpack to '
+                f'{unpacked} bytes (the limit is {limit}; torch.save never '
+                'compresses, so the file may be a zip bomb). If it really is'
+                f' the checkpoint, raise the limit with {MAX_BYTES_ENV}='
+                '<bytes>.')
     try:
-        with allowed_globals(extra_globals, allow_mmengine):
+        with allowed_globals(extra_globals, allow_mmengine) as state:
             checkpoint = torch.load(
                 source, map_location=map_location, weights_only=True)
-        if _created[0] != created:
+        if state.created:
             checkpoint = _resolve(checkpoint, {})
     except pickle.UnpicklingError as err:
         if is_weights_only_refusal(err):
@@ -695,6 +835,118 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
+# How long a download may wait for the server: to connect, for the
+# headers, and for each block of data.
+DOWNLOAD_TIMEOUT_ENV = 'MMACTION_TDX_DOWNLOAD_TIMEOUT'
+DEFAULT_DOWNLOAD_TIMEOUT = 60.0
+DOWNLOAD_BLOCK = 1 << 16
+
+
+def download_timeout() -> float:
+    """Seconds a download waits for the server before it fails:
+    ``$MMACTION_TDX_DOWNLOAD_TIMEOUT`` or :data:`DEFAULT_DOWNLOAD_TIMEOUT`.
+    """
+    value = os.environ.get(DOWNLOAD_TIMEOUT_ENV, '')
+    try:
+        seconds = float(value) if value else DEFAULT_DOWNLOAD_TIMEOUT
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f'{DOWNLOAD_TIMEOUT_ENV}={value!r} is not a positive '
+                         'number of seconds; set it to e.g. '
+                         f'{DEFAULT_DOWNLOAD_TIMEOUT:g}.')
+    return seconds
+
+
+def download_url_to_file(url: str,
+                         dst: str,
+                         hash_prefix: Optional[str] = None,
+                         progress: bool = True,
+                         timeout: Optional[float] = None) -> None:
+    """``torch.hub.download_url_to_file`` with a time limit and a size
+    limit.
+
+    As torch.hub does it: into a temporary file next to ``dst``, hashed
+    while it arrives, renamed to ``dst`` only when complete and matching
+    ``hash_prefix``. Torch's function cannot be given a time limit (its
+    ``urlopen`` takes none, and ``socket.setdefaulttimeout`` would change
+    every socket of the process), so a server that sends its headers and
+    then nothing would hang the run for ever.
+
+    Args:
+        timeout (float, optional): Seconds to wait for the server at any
+            point (connection, headers, each block of data); defaults to
+            :func:`download_timeout`.
+
+    Raises:
+        CheckpointFileError: if the download fails, times out, exceeds
+            :func:`max_checkpoint_bytes` or does not match ``hash_prefix``;
+            nothing is left at ``dst``.
+    """
+    timeout = download_timeout() if timeout is None else timeout
+    limit = max_checkpoint_bytes()
+    partial = f'{dst}.{uuid.uuid4().hex}.partial'
+    digest = hashlib.sha256()
+    failed = f'Cannot download the checkpoint {quote(url)} to {quote(dst)}:'
+    began = time.monotonic()
+    try:
+        request = Request(url, headers={'User-Agent': 'torch.hub'})
+        with open(partial, 'xb') as file, urlopen(
+                request, timeout=timeout) as response:
+            length = response.headers.get('Content-Length')
+            length = int(length) if length and length.isdigit() else None
+            if length is not None and length > limit:
+                raise CheckpointFileError(
+                    f'{failed} the server announces {length} bytes, more '
+                    f'than the limit of {limit}. If it really is the '
+                    f'checkpoint, raise the limit with {MAX_BYTES_ENV}='
+                    '<bytes>.')
+            received = 0
+            with torch.hub.tqdm(
+                    total=length, disable=not progress, unit='B',
+                    unit_scale=True, unit_divisor=1024) as bar:
+                while True:
+                    block = response.read(DOWNLOAD_BLOCK)
+                    if not block:
+                        break
+                    received += len(block)
+                    if received > limit:
+                        raise CheckpointFileError(
+                            f'{failed} it is larger than the limit of '
+                            f'{limit} bytes. If it really is the checkpoint,'
+                            f' raise the limit with {MAX_BYTES_ENV}=<bytes>.')
+                    file.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+        if hash_prefix is not None and not digest.hexdigest().startswith(
+                hash_prefix):
+            raise CheckpointFileError(
+                f'The download of {quote(url)} does not match the SHA-256 '
+                f'prefix {hash_prefix} in its name (its SHA-256 is '
+                f'{digest.hexdigest()}): it is damaged or not the published '
+                'file. It was not saved or loaded. (If '
+                f'{hash_prefix} in the name is no hash, download the file '
+                'yourself and give its local path.)')
+        os.replace(partial, dst)
+    except CheckpointFileError:
+        raise
+    except OSError as err:  # urllib's URLError/HTTPError, timeouts
+        reason = getattr(err, 'reason', err)
+        if isinstance(reason, TimeoutError):
+            raise CheckpointFileError(
+                f'{failed} the server sent nothing for {timeout:g} s (after '
+                f'{time.monotonic() - began:.0f} s of download). Check the '
+                'URL and the network, wait longer with '
+                f'{DOWNLOAD_TIMEOUT_ENV}=<seconds>, or download the file '
+                'yourself and give its local path.') from None
+        raise CheckpointFileError(
+            f'{failed} {err}. Check the URL and the network, or download '
+            'the file yourself and give its local path.') from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(partial)
+
+
 def cached_url_file(url: str,
                     model_dir: Optional[str] = None,
                     progress: bool = True,
@@ -715,23 +967,7 @@ def cached_url_file(url: str,
     if not osp.exists(cached):
         os.makedirs(model_dir, exist_ok=True)
         sys.stderr.write(f'Downloading: {quote(url)} to {quote(cached)}\n')
-        try:
-            torch.hub.download_url_to_file(url, cached, prefix, progress)
-        except RuntimeError as err:
-            if 'invalid hash value' not in str(err):
-                raise
-            raise CheckpointFileError(
-                f'The download of {quote(url)} does not match the SHA-256 '
-                f'prefix {prefix} in its name ({err}): it is damaged or not '
-                'the published file. It was not saved or loaded. (If '
-                f'{prefix} in the name is no hash, download the file '
-                'yourself and give its local path.)') from None
-        except OSError as err:  # urllib's URLError/HTTPError included
-            raise CheckpointFileError(
-                f'Cannot download the checkpoint {quote(url)} to '
-                f'{quote(cached)}: {err}. Check the URL and the network, or '
-                'download the file yourself and give its local path.') \
-                from None
+        download_url_to_file(url, cached, prefix, progress)
     elif prefix is not None:
         digest = sha256_of(cached)
         if not digest.startswith(prefix):
@@ -745,21 +981,43 @@ def cached_url_file(url: str,
     return cached
 
 
-def _legacy_zip_member(path: str) -> Optional[Tuple[str, bytes]]:
-    # torch.hub still reads checkpoints that torch < 1.6 saved and a user
-    # zipped: a zip of one file. Read in memory, never extracted.
+def _legacy_zip_member(path: str) -> Optional[zipfile.ZipInfo]:
+    """The one member of a zip that torch.hub reads as a zipped checkpoint
+    of torch < 1.6, or None if ``path`` is no such zip."""
     if not zipfile.is_zipfile(path):
         return None
     with zipfile.ZipFile(path) as archive:
         members = archive.infolist()
-        if len(members) != 1 or members[0].is_dir():
-            return None
-        if members[0].file_size > max_checkpoint_bytes():
-            raise CheckpointFileError(
-                f'Cannot load the checkpoint {quote(path)}: its member '
-                f'{quote(members[0].filename)} is too large '
-                f'({members[0].file_size} bytes).')
-        return members[0].filename, archive.read(members[0])
+    if len(members) != 1 or members[0].is_dir():
+        return None
+    return members[0]
+
+
+def _load_legacy_zip(path: str, member: zipfile.ZipInfo,
+                     map_location: Any) -> Any:
+    # Checked before anything is inflated: the declared size (from the
+    # zip's index) and the first bytes. Then inflated block by block to a
+    # temporary file next to the cache (as torch.hub extracts it), never
+    # into memory.
+    name = f'{path} (member {member.filename})'
+    fail = f'Cannot load the checkpoint {quote(name)}:'
+    limit = max_checkpoint_bytes()
+    if member.file_size > limit:
+        raise CheckpointFileError(
+            f'{fail} it unpacks to {member.file_size} bytes (the limit is '
+            f'{limit}). If it really is the checkpoint, raise the limit '
+            f'with {MAX_BYTES_ENV}=<bytes>.')
+    with zipfile.ZipFile(path) as archive, archive.open(member) as packed:
+        problem = _format_problem(packed.read(HEAD_BYTES), member.filename)
+        if problem:
+            raise CheckpointFileError(f'{fail} it {problem}.')
+    with zipfile.ZipFile(path) as archive, archive.open(member) as packed, \
+            tempfile.TemporaryDirectory(dir=osp.dirname(path)) as tmp:
+        extracted = osp.join(tmp, 'member.pth')
+        with open(extracted, 'wb') as file:
+            for block in iter(lambda: packed.read(DOWNLOAD_BLOCK), b''):
+                file.write(block)
+        return load_checkpoint_file(extracted, map_location, name=name)
 
 
 def load_url(url: str,
@@ -775,14 +1033,14 @@ def load_url(url: str,
     path = cached_url_file(url, model_dir, progress, file_name)
     member = _legacy_zip_member(path)
     if member is not None:
-        return load_checkpoint_file(
-            member[1], map_location, name=f'{path} (member {member[0]})')
+        return _load_legacy_zip(path, member, map_location)
     return load_checkpoint_file(path, map_location)
 
 
 __all__ = [
     'CheckpointFileError', 'UnsafeCheckpointError', 'allowed_globals',
-    'cached_url_file', 'hash_prefix', 'history_buffer_method',
+    'cached_url_file', 'download_timeout', 'download_url_to_file',
+    'hash_prefix', 'history_buffer_method',
     'is_weights_only_refusal', 'load_checkpoint_file', 'load_url',
     'mmengine_globals', 'quote', 'refusal_details', 'refusal_message'
 ]

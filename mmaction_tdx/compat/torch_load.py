@@ -28,8 +28,10 @@ when it comes from the cache, and reports a refused object
 (:class:`~.safe_checkpoint.UnsafeCheckpointError`) or an unreadable
 file (:class:`~.safe_checkpoint.CheckpointFileError`: empty, truncated,
 corrupt, too large, another format, a hash mismatch) naming the file.
-Torch's process-wide list of safe globals is left as it is: a user's own
-``torch.load`` after ``import mmaction_tdx`` behaves as plain torch's.
+Torch's process-wide list of safe globals is left as it is, also while
+our loads run in other threads: a user's own ``torch.load`` behaves as
+plain torch's. Downloads fail after ``$MMACTION_TDX_DOWNLOAD_TIMEOUT``
+seconds (default 60) without data from the server, naming the URL.
 
 With a torch that has no scoped allowlist
 (``torch.serialization.safe_globals``, torch < 2.5) the fix stands aside;

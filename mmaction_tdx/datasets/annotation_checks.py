@@ -18,11 +18,14 @@ Formats (fields split by whitespace, or by ``delimiter`` for video lists)::
 A line without a label is an unlabelled inference list entry for the stock
 datasets (label ``-1``); here it is an error unless
 ``allow_missing_labels=True``, because in training it silently becomes a
-wrong target. Blank lines are skipped.
+wrong target. Blank lines are skipped; a list without any entry is an
+error. Lists are read as UTF-8, with or without a byte order mark (which
+editors on Windows write and which would otherwise become part of the first
+path).
 """
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from mmengine.fileio import exists, get_local_path
 
@@ -30,6 +33,8 @@ from mmengine.fileio import exists, get_local_path
 NUM_LINES_IN_ERROR = 20
 
 Label = Union[int, List[int]]
+# Where num_classes comes from unless the caller says otherwise.
+DATASET_NUM_CLASSES = 'num_classes in the dataset config'
 
 
 class AnnotationError(ValueError):
@@ -42,9 +47,12 @@ class MalformedLineError(ValueError):
 
 
 def read_annotation_lines(ann_file: str) -> List[str]:
-    """The lines of ``ann_file`` without line ends (any mmengine backend)."""
+    """The lines of ``ann_file`` without line ends (any mmengine backend).
+
+    A UTF-8 byte order mark at the start is dropped (``utf-8-sig``).
+    """
     with get_local_path(ann_file) as local_path:
-        with open(local_path, encoding='utf-8') as f:
+        with open(local_path, encoding='utf-8-sig') as f:
             return [line.rstrip('\r\n') for line in f]
 
 
@@ -70,7 +78,8 @@ def _parse_int(text: str, what: str, fix: str) -> int:
 
 def parse_labels(fields: Sequence[str], multi_class: bool,
                  num_classes: Optional[int],
-                 allow_missing_labels: bool) -> Label:
+                 allow_missing_labels: bool,
+                 num_classes_key: Optional[str] = None) -> Label:
     """Parse the label fields of one line.
 
     Args:
@@ -81,6 +90,9 @@ def parse_labels(fields: Sequence[str], multi_class: bool,
         allow_missing_labels (bool): Whether a line without label is an
             unlabelled entry (label ``-1``, or ``[]`` if ``multi_class``)
             instead of an error.
+        num_classes_key (str, optional): Where ``num_classes`` is set, for
+            the fix in the error (e.g. ``'model.cls_head.num_classes'``).
+            Defaults to the dataset config's ``num_classes``.
 
     Returns:
         int | list[int]: The label, or the list of labels if
@@ -105,21 +117,25 @@ def parse_labels(fields: Sequence[str], multi_class: bool,
         _parse_int(field, 'label', 'labels are class indices from 0; map '
                    'class names to indices first') for field in fields
     ]
+    key = num_classes_key or DATASET_NUM_CLASSES
     for label in labels:
         if label < 0 or (num_classes is not None and label >= num_classes):
             valid = f'0..{num_classes - 1}' if num_classes else '0 or more'
             raise MalformedLineError(
                 f'label {label} is out of range {valid}'
                 + (f' for num_classes={num_classes}' if num_classes else '')
-                + '; fix the label, or num_classes in the dataset config')
+                + f'; fix the label, or {key} if the list is right')
     return labels if multi_class else labels[0]
 
 
 def parse_video_line(line: str, delimiter: Optional[str] = ' ',
                      multi_class: bool = False,
                      num_classes: Optional[int] = None,
-                     allow_missing_labels: bool = False) -> Dict:
+                     allow_missing_labels: bool = False,
+                     num_classes_key: Optional[str] = None) -> Dict:
     """Parse one line ``path label [label ...]`` of a video list.
+
+    ``num_classes_key``: see :func:`parse_labels`.
 
     Returns:
         dict: ``filename`` (as written, without data prefix) and ``label``.
@@ -130,15 +146,18 @@ def parse_video_line(line: str, delimiter: Optional[str] = ' ',
     """
     fields = split_fields(line, delimiter)
     label = parse_labels(fields[1:], multi_class, num_classes,
-                         allow_missing_labels)
+                         allow_missing_labels, num_classes_key)
     return dict(filename=fields[0], label=label)
 
 
 def parse_rawframe_line(line: str, with_offset: bool = False,
                         multi_class: bool = False,
                         num_classes: Optional[int] = None,
-                        allow_missing_labels: bool = False) -> Dict:
+                        allow_missing_labels: bool = False,
+                        num_classes_key: Optional[str] = None) -> Dict:
     """Parse one line ``frame_dir [offset] total_frames label [...]``.
+
+    ``num_classes_key``: see :func:`parse_labels`.
 
     Returns:
         dict: ``frame_dir`` (without data prefix), ``offset`` (only with
@@ -168,7 +187,8 @@ def parse_rawframe_line(line: str, with_offset: bool = False,
         raise MalformedLineError(
             f'offset {info["offset"]} is negative; fix or drop the line')
     info['label'] = parse_labels(fields[1 + len(counts):], multi_class,
-                                 num_classes, allow_missing_labels)
+                                 num_classes, allow_missing_labels,
+                                 num_classes_key)
     return info
 
 
@@ -295,7 +315,7 @@ def parse_annotation_file(ann_file: str, parse_line, fmt: str,
     Raises:
         AnnotationError: Some lines are malformed. Lists up to
             ``NUM_LINES_IN_ERROR`` of them as ``file:line: problem; fix``
-            with the line's text.
+            with the line's text. Or the file has no entry.
     """
     entries, problems = [], []
     for lineno, line in enumerate(read_annotation_lines(ann_file), 1):
@@ -314,4 +334,20 @@ def parse_annotation_file(ann_file: str, parse_line, fmt: str,
             f'{ann_file} (expected `{fmt}` per line):\n' + '\n'.join(shown) +
             (f'\n  ... and {more} more' if more else '') +
             '\nFix or delete these lines and start again.')
+    if not entries:
+        raise AnnotationError(
+            f'annotation file {ann_file} has no entries (it is empty or '
+            f'only blank lines; expected `{fmt}` per line). Write the list '
+            '(MMAction2: tools/data/build_file_list.py), or point `ann_file` '
+            'of the dataset config at the right file.')
     return entries
+
+
+def max_label(labels: Iterable[Label]) -> int:
+    """The largest class index of ``labels`` (ints, or lists of ints for
+    multi-class lists); -1 if there is none (unlabelled entries)."""
+    largest = -1
+    for label in labels:
+        for value in label if isinstance(label, (list, tuple)) else [label]:
+            largest = max(largest, int(value))
+    return largest

@@ -19,8 +19,10 @@ import contextlib
 import json
 import os
 import os.path as osp
-from collections import OrderedDict
-from typing import Iterator, List, Optional, Tuple
+import re
+import stat
+from collections import Counter, OrderedDict
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 try:  # POSIX only; elsewhere two workers may rarely log the same path twice
     import fcntl
@@ -29,11 +31,11 @@ except ImportError:  # pragma: no cover - Windows
 
 # How many broken paths an error message lists before "and N more".
 NUM_PATHS_IN_ERROR = 5
-# Transforms (and decoder names of check_videos) whose failure on an existing,
-# non-empty file means the file is not a decodable video.
+# Transforms whose failure on an existing, non-empty regular file means the
+# file is not a decodable video (check_videos.py runs the same transforms).
 VIDEO_DECODING_STEPS = frozenset([
     'DecordInit', 'DecordDecode', 'OpenCVInit', 'OpenCVDecode', 'PyAVInit',
-    'PyAVDecode', 'PIMSInit', 'PIMSDecode', 'decord', 'opencv'
+    'PyAVDecode', 'PIMSInit', 'PIMSDecode'
 ])
 # Exception messages (decoder output can be long) are cut to this length.
 MAX_REASON_CHARS = 200
@@ -41,6 +43,11 @@ MAX_REASON_CHARS = 200
 
 class BrokenDataError(RuntimeError):
     """Too many samples of a dataset are broken for the run to go on."""
+
+
+class BrokenPipelineError(BrokenDataError):
+    """Samples fail because of the pipeline (or the dataset's paths), not
+    because of their files: every sample tried fails the same way."""
 
 
 class BrokenSampleRecord:
@@ -143,16 +150,19 @@ def _locked(f) -> Iterator[None]:
 
 
 def describe_failure(path: Optional[str], exc: BaseException,
-                     step: Optional[str] = None) -> str:
+                     step: Optional[str] = None, kind: str = 'file') -> str:
     """Say in one line why a sample could not be loaded.
 
-    Facts about the file (missing, empty) come first because decoders report
-    them in confusing ways (OpenCV: ``__len__() should return >= 0``).
+    Facts about the file (missing, empty, not a regular file) come first
+    because decoders report them in confusing ways (OpenCV: ``__len__()
+    should return >= 0``).
 
     Args:
         path (str, optional): The sample's file or frame directory.
         exc (BaseException): What the loading raised.
         step (str, optional): Name of the transform that raised.
+        kind (str): What ``path`` should be: ``'file'`` (a video) or
+            ``'dir'`` (a frame folder). See :func:`file_fact`.
 
     Returns:
         str: e.g. ``'empty file (0 bytes); DecordInit raised RuntimeError'``
@@ -161,7 +171,7 @@ def describe_failure(path: Optional[str], exc: BaseException,
     """
     raised = f'{step} raised {type(exc).__name__}' if step else \
         type(exc).__name__
-    fact = file_fact(path) if path else None
+    fact = file_fact(path, kind) if path else None
     if fact:
         return f'{fact}; {raised}'
     if step in VIDEO_DECODING_STEPS:
@@ -174,12 +184,63 @@ def describe_failure(path: Optional[str], exc: BaseException,
     return f'{raised}: {message}' if message else raised
 
 
-def file_fact(path: str) -> Optional[str]:
+# File types other than regular files and directories, by their stat test.
+_SPECIAL_FILE_TYPES = (
+    (stat.S_ISFIFO, 'a named pipe'),
+    (stat.S_ISSOCK, 'a socket'),
+    (stat.S_ISCHR, 'a character device'),
+    (stat.S_ISBLK, 'a block device'),
+    (stat.S_ISDIR, 'a directory'),
+)
+
+
+def wrong_file_type(path: str, kind: str = 'file') -> Optional[str]:
+    """Why ``path`` is not the kind of file a sample needs, or None.
+
+    Checked before a decoder opens a file: reading a named pipe (or a
+    character device such as a terminal) blocks until someone writes to
+    it, so a decoder would hang the run for ever. A path that does not
+    exist (or is not on the local disk) returns None: opening it fails
+    promptly and says so.
+
+    Args:
+        path (str): The sample's file or frame directory.
+        kind (str): ``'file'``: a regular file (after symlinks) is
+            needed; ``'dir'``: a directory is.
+
+    Returns:
+        str | None: e.g. ``'not a regular file (a named pipe)'``.
+    """
+    if kind not in ('file', 'dir'):
+        raise ValueError(f"kind={kind!r} must be 'file' or 'dir'")
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # missing, remote URL, bad name
+        return None
+    if kind == 'dir':
+        return None if stat.S_ISDIR(mode) else 'not a directory'
+    if stat.S_ISREG(mode):
+        return None
+    what = next((name for test, name in _SPECIAL_FILE_TYPES if test(mode)),
+                'a special file')
+    return f'not a regular file ({what})'
+
+
+def file_fact(path: str, kind: str = 'file') -> Optional[str]:
     """What is wrong with ``path`` that the file system tells: ``'not
-    found'``, ``'empty file (0 bytes)'``, or None."""
+    found'``, ``'not a regular file (a named pipe)'`` (see
+    :func:`wrong_file_type`), ``'empty file (0 bytes)'``, or None.
+
+    Args:
+        path (str): The sample's file or frame directory.
+        kind (str): ``'file'`` or ``'dir'``, what ``path`` should be.
+    """
     if not osp.exists(path):
         return 'not found'
-    if osp.isfile(path) and osp.getsize(path) == 0:
+    wrong = wrong_file_type(path, kind)
+    if wrong:
+        return wrong
+    if kind == 'file' and osp.getsize(path) == 0:
         return 'empty file (0 bytes)'
     return None
 
@@ -242,4 +303,104 @@ def too_many_broken_message(broken: 'OrderedDict[str, str]',
         'raise `max_broken_fraction` in the dataset config to accept more. '
         'If every sample fails with the same reason, the pipeline config '
         'is more likely wrong than the data.')
+    return '\n'.join(lines)
+
+
+# How many samples, spread over the list, a dataset tries to load when it is
+# about to stop, to tell a wrong pipeline from broken files.
+NUM_SAMPLES_TO_DIAGNOSE = 5
+
+
+def failure_signature(path: Optional[str], reason: str) -> str:
+    """``reason`` without what differs from one sample to the next (its
+    path and file name, numbers such as frame counts), so that the same
+    failure on two samples has the same signature."""
+    text = reason
+    if path:
+        text = text.replace(path, '<path>')
+        if osp.basename(path):
+            text = text.replace(osp.basename(path), '<file>')
+    return re.sub(r'\d+', 'N', text)
+
+
+def common_failure(failures: Sequence[Tuple[str, str]],
+                   num_tried: int) -> Optional[Tuple[str, str, int]]:
+    """The failure of most samples tried, if it is the pipeline's.
+
+    Broken files fail here and there, each its own way; a wrong pipeline
+    setting (or a wrong ``data_prefix``) fails every sample the same way.
+    So the verdict is "pipeline" when no sample tried loaded and one
+    signature (:func:`failure_signature`) covers at least 2 and more than
+    half of them.
+
+    Args:
+        failures (Sequence[tuple[str, str]]): ``(path, reason)`` of each
+            sample tried that failed.
+        num_tried (int): How many samples were tried.
+
+    Returns:
+        tuple | None: ``(path, reason, count)`` of the first sample with the
+        common failure and how many share it, or None (the data's fault).
+    """
+    if not failures or len(failures) < num_tried:
+        return None  # some sample loaded: the pipeline can work
+    counts = Counter(failure_signature(*failure) for failure in failures)
+    signature, count = counts.most_common(1)[0]
+    if count < 2 or 2 * count <= num_tried:
+        return None
+    path, reason = next(failure for failure in failures
+                        if failure_signature(*failure) == signature)
+    return path, reason, count
+
+
+def pipeline_failure_message(path: str, reason: str, count: int,
+                             num_tried: int, dataset: str,
+                             data_prefix: Optional[str] = None,
+                             record_file: Optional[str] = None) -> str:
+    """The text of the :class:`BrokenPipelineError` for
+    :func:`common_failure`'s verdict: what is wrong (the transform and its
+    error, or the paths) and the fix.
+
+    Args:
+        path (str): A sample that failed that way.
+        reason (str): Its reason (:func:`describe_failure`).
+        count (int): Samples tried that failed that way.
+        num_tried (int): Samples tried (spread over the list).
+        dataset (str): How to name the dataset, e.g. its class and list.
+        data_prefix (str, optional): The dataset's data prefix.
+        record_file (str, optional): Where the broken samples are listed.
+    """
+    tried = (f'none of {num_tried} samples tried (spread over the list) '
+             f'loads; {count} fail')
+    match = re.search(r'(\w+) raised (\w+)', reason)
+    step = match.group(1) if match else None
+    if reason.startswith('not found'):
+        lines = [
+            f'The paths of {dataset} are wrong, not the videos: {tried} '
+            f'because the file does not exist, e.g. {path}.',
+            f'Fix `data_prefix` (now {data_prefix!r}) or `data_root` in the '
+            'dataset config: each path of the list is joined to it.'
+        ]
+    elif step in VIDEO_DECODING_STEPS or step is None:
+        lines = [
+            f'The decoder of {dataset} reads none of its videos: {tried} '
+            f'with the same error: {reason} (e.g. {path}).',
+            'If the files play elsewhere, the pipeline decodes them wrongly: '
+            'use the decoder the files need (DecordInit/DecordDecode, '
+            'OpenCVInit/OpenCVDecode, PyAVInit/PyAVDecode) or check its '
+            'settings. Otherwise the whole list is unreadable: check it with '
+            'tools/analysis/check_videos.py.'
+        ]
+    else:
+        lines = [
+            f'The pipeline of {dataset} is wrong, not the videos: {tried} '
+            f'in {step} with the same error: {reason} (e.g. {path}).',
+            f'Fix the settings of {step} in the pipeline of the dataset '
+            'config (e.g. a crop size that does not fit the frames the '
+            'transforms before it make, or options it does not accept) and '
+            'start again. tools/analysis/check_videos.py checks files, not '
+            'pipelines: it would not find this.'
+        ]
+    if record_file:
+        lines.append(f'The failures met so far are listed in {record_file}.')
     return '\n'.join(lines)

@@ -10,22 +10,33 @@ MMAction2's ``tools/analysis_tools/check_videos.py`` it needs no config,
 checks frame counts, keeps the annotation lines as they are and reports why
 each entry was dropped.
 
-Each check runs in a worker process with a time limit: a file that makes
-the decoder hang (a stalled network mount, a damaged stream, a named pipe)
-is reported as unreadable and its worker replaced, and a decoder that
-crashes takes down only its worker; the other files are checked anyway.
+A video is broken here exactly when the robust datasets would skip it:
+the file system facts come from the same function
+(:func:`~.broken_samples.file_fact`: missing, empty, or not a regular file
+such as a named pipe, which is refused before any decoder opens it), and
+the probe runs MMAction2's own decode transforms (``DecordInit`` +
+``DecordDecode``, or ``OpenCVInit`` + ``OpenCVDecode``) on the first,
+middle and last frame, with the reasons worded by the same
+:func:`~.broken_samples.describe_failure`.
+
+Each check runs in a worker process of a ``pebble.ProcessPool`` with a
+per-task time limit: a file that makes the decoder hang (a stalled network
+mount, a damaged stream) is reported as unreadable and its worker replaced,
+and a decoder that crashes takes down only its worker; the other files are
+checked anyway, and the results come in list order.
 """
 import multiprocessing
 import os
 import os.path as osp
 import sys
-import time
+from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing.connection import wait
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 from mmengine.utils import ProgressBar
+from pebble import ProcessExpired, ProcessPool
 
 from .annotation_checks import (
     parse_annotation_file,
@@ -33,7 +44,7 @@ from .annotation_checks import (
     read_annotation_lines,
     split_fields,
 )
-from .broken_samples import describe_failure, file_fact
+from .broken_samples import describe_failure, file_fact, wrong_file_type
 
 OK = 'ok'
 UNREADABLE = 'unreadable'
@@ -61,52 +72,51 @@ def _probe_frames(num_frames: int) -> List[int]:
     return sorted({0, num_frames // 2, num_frames - 1})
 
 
-def probe_with_decord(path: str) -> int:
-    """Decode the first, middle and last frame with decord.
+# decoder name -> the pipeline's (init, decode) transforms that read a video.
+DECODE_TRANSFORMS: Dict[str, Tuple[str, str]] = dict(
+    decord=('DecordInit', 'DecordDecode'),
+    opencv=('OpenCVInit', 'OpenCVDecode'))
+# The decoders check_videos.py offers (the keys of DECODE_TRANSFORMS).
+PROBES = tuple(DECODE_TRANSFORMS)
+
+
+class ProbeFailure(Exception):
+    """A decode transform of :func:`probe_video` raised ``exc``.
+
+    Attributes:
+        step (str): The transform, e.g. ``'DecordInit'``.
+        exc (Exception): What it raised.
+    """
+
+    def __init__(self, step: str, exc: Exception) -> None:
+        super().__init__(f'{step} raised {type(exc).__name__}: {exc}')
+        self.step, self.exc = step, exc
+
+
+def probe_video(path: str, decoder: str = 'decord') -> int:
+    """Decode the first, middle and last frame of ``path`` with the
+    pipeline's own transforms (see :data:`DECODE_TRANSFORMS`).
 
     Returns:
-        int: The number of frames. Raises if any probed frame fails.
+        int: The number of frames the init transform reports.
+
+    Raises:
+        ProbeFailure: A transform raised; names it.
     """
-    import decord
-    reader = decord.VideoReader(path, num_threads=1)
-    num_frames = len(reader)
-    if num_frames < 1:
-        raise ValueError('the video has no frames')
-    reader.get_batch(_probe_frames(num_frames)).asnumpy()
-    return num_frames
-
-
-def probe_with_opencv(path: str) -> int:
-    """Decode the first, middle and last frame with OpenCV.
-
-    Returns:
-        int: The number of frames. Raises if any probed frame fails.
-    """
-    import cv2
-    capture = cv2.VideoCapture(path)
-    try:
-        if not capture.isOpened():
-            raise ValueError('OpenCV cannot open the file')
-        num_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if num_frames < 1:
-            raise ValueError(f'the video reports {num_frames} frames')
-        for index in _probe_frames(num_frames):
-            capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-            ok, _ = capture.read()
-            # OpenCV's frame count may overshoot by one; MMAction2's
-            # OpenCVDecode then uses the frame before the last, so do we.
-            if not ok and index == num_frames - 1 and index > 0:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, index - 1)
-                ok, _ = capture.read()
-            if not ok:
-                raise ValueError(
-                    f'frame {index} of {num_frames} cannot be decoded')
-        return num_frames
-    finally:
-        capture.release()
-
-
-PROBES = dict(decord=probe_with_decord, opencv=probe_with_opencv)
+    from mmaction.registry import TRANSFORMS
+    init, decode = DECODE_TRANSFORMS[decoder]
+    results = dict(filename=path, start_index=0, modality='RGB')
+    for name in (init, decode):
+        try:
+            if name == decode:
+                total = results['total_frames']
+                if total < 1:
+                    raise ValueError(f'the video reports {total} frames')
+                results['frame_inds'] = np.array(_probe_frames(total))
+            results = TRANSFORMS.build(dict(type=name))(results)
+        except Exception as exc:
+            raise ProbeFailure(name, exc) from exc
+    return results['total_frames']
 
 
 def check_video(path: str, min_frames: int = 1,
@@ -129,10 +139,11 @@ def check_video(path: str, min_frames: int = 1,
     if fact:
         return VideoCheck(path, UNREADABLE, reason=fact)
     try:
-        num_frames = PROBES[decoder](path)
-    except Exception as exc:
+        num_frames = probe_video(path, decoder)
+    except ProbeFailure as failure:
         return VideoCheck(
-            path, UNREADABLE, reason=describe_failure(path, exc, decoder))
+            path, UNREADABLE,
+            reason=describe_failure(path, failure.exc, failure.step))
     if num_frames < min_frames:
         return VideoCheck(
             path, TOO_SHORT, num_frames,
@@ -197,15 +208,17 @@ def check_rawframes(frame_dir: str,
         VideoCheck: The verdict; ``path`` is ``frame_dir``.
     """
     import cv2
-    if not osp.isdir(frame_dir):
-        return VideoCheck(
-            frame_dir, UNREADABLE,
-            reason=file_fact(frame_dir) or 'not a directory')
+    fact = file_fact(frame_dir, 'dir')
+    if fact:
+        return VideoCheck(frame_dir, UNREADABLE, reason=fact)
     first = offset + start_index
     expected = [
         filename_tmpl.format(i) for i in range(first, first + total_frames)
     ]
-    present = set(os.listdir(frame_dir))
+    # One scandir gives every entry's type: a frame that is a named pipe
+    # would block RawFrameDecode (the dataset refuses it as well).
+    with os.scandir(frame_dir) as entries:
+        present = {entry.name: entry.is_file() for entry in entries}
     missing = [name for name in expected if name not in present]
     if missing:
         return VideoCheck(
@@ -213,6 +226,12 @@ def check_rawframes(frame_dir: str,
             reason=f'{len(missing)} of {total_frames} listed frames missing '
             f'(first: {missing[0]}); re-extract the frames, or fix '
             'total_frames in the list (or filename_tmpl / start_index)')
+    special = [name for name in expected if not present[name]]
+    if special:
+        wrong = wrong_file_type(osp.join(frame_dir, special[0]))
+        return VideoCheck(
+            frame_dir, UNREADABLE,
+            reason=f'frame {special[0]}: {wrong or "not a regular file"}')
     for index in _probe_frames(total_frames):
         path = osp.join(frame_dir, expected[index])
         fact = file_fact(path)
@@ -258,9 +277,9 @@ def check_video_list(ann_file: str,
     Returns:
         VideoListReport: Verdicts, kept lines and ``out``.
     """
-    if decoder not in PROBES:
+    if decoder not in DECODE_TRANSFORMS:
         raise ValueError(f'decoder={decoder!r} is not one of '
-                         f'{sorted(PROBES)}')
+                         f'{sorted(DECODE_TRANSFORMS)}')
     entries = _non_blank_lines(ann_file)
     paths = [
         osp.join(data_prefix, split_fields(line, delimiter)[0])
@@ -385,57 +404,14 @@ def _call(func: Callable, task: Any) -> Any:
         return WorkerFailure(describe_failure(None, exc, 'checking'))
 
 
-def _serve(conn, func: Callable) -> None:
-    """Worker loop: receive a task, send ``func(task)``; None stops."""
-    while True:
-        task = conn.recv()
-        if task is None:
-            return
-        conn.send(_call(func, task))
-
-
-class _Worker:
-    """A worker process with its own pipe (so killing it cannot leave a
-    shared queue locked) and the task it is running."""
-
-    def __init__(self, context, func: Callable) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(
-            target=_serve, args=(child, func), daemon=True)
-        self.process.start()
-        child.close()
-        self.task: Optional[int] = None
-        self.deadline = float('inf')
-
-    def give(self, index: int, task: Any, timeout: Optional[float]) -> None:
-        self.conn.send(task)
-        self.task = index
-        self.deadline = time.monotonic() + timeout if timeout else \
-            float('inf')
-
-    def stop(self, kill: bool = False) -> None:
-        if not kill:
-            try:
-                self.conn.send(None)
-            except (BrokenPipeError, OSError):
-                kill = True
-        if kill:
-            self.process.kill()
-        self.process.join(timeout=None if kill else 5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self.conn.close()
-
-
 def map_with_time_limit(func: Callable[[Any], Any],
                         tasks: Sequence[Any],
                         nproc: int = 1,
                         timeout: Optional[float] = None,
                         on_result: Optional[Callable[[], None]] = None
                         ) -> List[Any]:
-    """``[func(task) for task in tasks]`` in ``nproc`` worker processes,
-    each call limited to ``timeout`` seconds.
+    """``[func(task) for task in tasks]`` in ``nproc`` worker processes
+    (a ``pebble.ProcessPool``), each call limited to ``timeout`` seconds.
 
     A call that takes longer gets its worker killed and replaced; a worker
     that dies (e.g. a decoder's segmentation fault) is replaced too. Either
@@ -447,81 +423,48 @@ def map_with_time_limit(func: Callable[[Any], Any],
             one task; it and the tasks must be picklable.
         tasks (Sequence): The tasks.
         nproc (int): Worker processes.
-        timeout (float, optional): Seconds per call. None or 0: no limit;
-            with ``nproc=1`` then the calls run in this process.
+        timeout (float, optional): Seconds per call, counted from when a
+            worker starts it. None or 0: no limit; with ``nproc=1`` then
+            the calls run in this process.
         on_result (callable, optional): Called without arguments after each
-            task (a progress bar's ``update``).
+            task, in task order (a progress bar's ``update``).
 
     Returns:
         list: Results (or ``WorkerFailure``) in task order.
     """
     if nproc < 1:
         raise ValueError(f'nproc={nproc} must be at least 1')
+    results: List[Any] = []
+    if not tasks:
+        return results
     if not timeout and nproc == 1:
-        results = []
         for task in tasks:
             results.append(_call(func, task))
             if on_result:
                 on_result()
         return results
-    context = multiprocessing.get_context()
-    results: List[Any] = [None] * len(tasks)
-    todo = list(range(len(tasks)))[::-1]  # pop() from the end: file order
-    workers = [_Worker(context, func) for _ in range(min(nproc, len(tasks)))]
-
-    def assign(worker: _Worker) -> None:
-        if todo:
-            index = todo.pop()
-            worker.give(index, tasks[index], timeout)
-        else:
-            worker.task = None
-
-    def finish(index: int, result: Any) -> None:
-        results[index] = result
-        if on_result:
-            on_result()
-
-    try:
-        for worker in workers:
-            assign(worker)
-        while True:
-            busy = [worker for worker in workers if worker.task is not None]
-            if not busy:
-                break
-            now = time.monotonic()
-            next_deadline = min(worker.deadline for worker in busy)
-            wait_for = None if next_deadline == float('inf') else max(
-                next_deadline - now, 0)
-            ready = wait([worker.conn for worker in busy], timeout=wait_for)
-            for i, worker in enumerate(workers):
-                if worker.task is None:
-                    continue
-                if worker.conn in ready:
-                    try:
-                        result = worker.conn.recv()
-                    except EOFError:  # the worker died mid-task
-                        worker.process.join()
-                        result = WorkerFailure(
-                            'the checking process died (exit code '
-                            f'{worker.process.exitcode}), e.g. the decoder '
-                            'crashed on this file')
-                        finish(worker.task, result)
-                        worker.stop(kill=True)
-                        workers[i] = worker = _Worker(context, func)
-                    else:
-                        finish(worker.task, result)
-                    assign(worker)
-                elif time.monotonic() >= worker.deadline:
-                    finish(
-                        worker.task,
-                        WorkerFailure(
-                            f'timed out: checking took more than {timeout:g} '
-                            's (the decoder hangs on it: a damaged file, a '
-                            'stalled mount or not a regular file)'))
-                    worker.stop(kill=True)
-                    workers[i] = worker = _Worker(context, func)
-                    assign(worker)
-    finally:
-        for worker in workers:
-            worker.stop(kill=worker.task is not None)
+    with ProcessPool(
+            max_workers=min(nproc, len(tasks)),
+            context=multiprocessing.get_context()) as pool:
+        futures = [
+            pool.schedule(_call, args=(func, task), timeout=timeout or None)
+            for task in tasks
+        ]
+        for future in futures:
+            try:
+                result = future.result()
+            except FutureTimeoutError:
+                result = WorkerFailure(
+                    f'timed out: checking took more than {timeout:g} s (the '
+                    'decoder hangs on it: a damaged file or a stalled mount)')
+            except ProcessExpired as exc:
+                result = WorkerFailure(
+                    f'the checking process died (exit code {exc.exitcode}), '
+                    'e.g. the decoder crashed on this file')
+            except Exception as exc:  # the pool's own trouble, e.g. pickling
+                result = WorkerFailure(
+                    describe_failure(None, exc, 'checking'))
+            results.append(result)
+            if on_result:
+                on_result()
     return results

@@ -51,8 +51,6 @@ class SegmentGradCAM(GradCAM):
             self.target_gradients = grad.detach()
 
         def keep_output(module, args, output) -> None:
-            if isinstance(output, tuple):  # (features, aux) of a backbone
-                output = output[0]
             self.target_activations = output.detach()
             if output.requires_grad:
                 output.register_hook(keep_gradient)

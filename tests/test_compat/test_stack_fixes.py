@@ -6,6 +6,7 @@ import os.path as osp
 import types
 
 import pytest
+import torch
 
 import mmaction_tdx
 from mmaction_tdx import compat
@@ -133,7 +134,18 @@ def test_version_is_exposed():
                                'version.py'))
 
 
+class _ScratchTSM(resnet_tsm_scratch.ScratchInitTSMMixin):
+    """A TSM-based backbone of ours (the mixin first in the bases)."""
+
+
+def _scratch_tsm_class():
+    from mmaction.models import ResNetTSM
+    return type('ScratchTSM', (_ScratchTSM, ResNetTSM), {})
+
+
 def test_resnet_tsm_from_scratch_defect_real_and_fixed(python_runner):
+    # Upstream's class, after `import mmaction_tdx`: still defective, as
+    # we change no upstream class.
     code = '''
     import mmaction_tdx
     from mmaction.models import ResNetTSM
@@ -141,14 +153,32 @@ def test_resnet_tsm_from_scratch_defect_real_and_fixed(python_runner):
     net.init_weights()
     print('initialised')
     '''
-    broken = python_runner(
-        code, env=dict(MMACTION_TDX_SKIP_COMPAT='resnet_tsm_from_scratch'))
+    broken = python_runner(code)
     if broken.returncode == 0:
         pytest.skip('upstream ResNetTSM already accepts pretrained=None')
     assert "expected string or bytes-like object, got 'NoneType'" in (
         broken.stderr)
-    fixed = python_runner(code)
-    assert fixed.stdout.strip().endswith('initialised'), fixed.stderr
+    assert resnet_tsm_scratch.is_needed()
+    # Ours (the mixin) initialises from scratch, as ResNet does.
+    net = _scratch_tsm_class()(depth=18, pretrained=None, num_segments=2)
+    before = net.conv1.conv.weight.detach().clone()
+    net.init_weights()
+    assert not torch.equal(before, net.conv1.conv.weight)  # re-initialised
+    # Upstream's class is untouched.
+    from mmaction.models import ResNetTSM
+    assert ResNetTSM.init_weights.__module__ == \
+        'mmaction.models.backbones.resnet_tsm'
+    # Our TSM configs train from scratch through upstream's own switch.
+    import glob
+
+    from mmengine.config import Config
+    configs = glob.glob(osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), 'configs', 'quickstart', 'tsm*.py'))
+    assert len(configs) >= 2, configs  # TSM, TSM + TD loss
+    for path in configs:
+        backbone = Config.fromfile(path).model.backbone
+        assert backbone.pretrained is None and \
+            backbone.pretrained2d is False, path
 
 
 def test_resnet_tsm_with_checkpoint_still_uses_upstream_loader(
@@ -157,9 +187,20 @@ def test_resnet_tsm_with_checkpoint_still_uses_upstream_loader(
     calls = []
     monkeypatch.setattr(ResNetTSM, 'load_original_weights',
                         lambda self, logger: calls.append(self.pretrained))
-    net = ResNetTSM(depth=18, pretrained='some.pth', num_segments=2)
-    net.init_weights()
-    assert calls == ['some.pth']
+    for cls in (ResNetTSM, _scratch_tsm_class()):
+        net = cls(depth=18, pretrained='some.pth', num_segments=2)
+        net.init_weights()
+    assert calls == ['some.pth', 'some.pth']
+
+
+def test_scratch_mixin_defers_to_a_fixed_upstream(monkeypatch):
+    monkeypatch.setattr(resnet_tsm_scratch._versions, 'installed',
+                        lambda name: '1.2.1')
+    assert not resnet_tsm_scratch.is_needed()
+    net = _scratch_tsm_class()(depth=18, pretrained=None, num_segments=2)
+    # upstream's method runs (and, being 1.2.0's, fails on None)
+    with pytest.raises(TypeError):
+        net.init_weights()
 
 
 def test_config_scope_fix_is_registered():
@@ -167,70 +208,31 @@ def test_config_scope_fix_is_registered():
     assert MODULE2PACKAGE['mmaction_tdx'] == 'mmaction_tdx'
 
 
-# Independent statements of upstream's methods for the source checks: the
-# defective mmaction2 1.2.0 shapes and plausible fixed ones.
-class _Upstream:
-
-    def train_1_2_0(self, mode=True):
-        super().train(mode)
-        self._freeze_stages()
-        if mode and self.norm_eval:
-            for m in self.modules():
-                m.eval()
-
-    def train_fixed(self, mode=True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
-
-    def train_nested_return_only(self, mode=True):
-        def helper():
-            return 1
-        super().train(mode)
-
-    def init_weights_1_2_0(self):
-        if self.pretrained2d:
-            logger = object()
-            self.load_original_weights(logger)
-        else:
-            if self.pretrained:
-                self.init_cfg = dict(type='Pretrained')
-            super().init_weights()
-
-    def init_weights_fixed_condition(self):
-        if self.pretrained2d and self.pretrained:
-            self.load_original_weights(None)
-        else:
-            super().init_weights()
-
-    def init_weights_fixed_inside(self):
-        if self.pretrained2d:
-            if self.pretrained is None:
-                return super().init_weights()
-            self.load_original_weights(None)
-
-
-def test_resnet_train_need_is_read_from_the_source():
-    assert not resnet_train.returns_a_value(_Upstream.train_1_2_0)
-    assert resnet_train.returns_a_value(_Upstream.train_fixed)
-    # A nested function's return is not the method's.
-    assert not resnet_train.returns_a_value(_Upstream.train_nested_return_only)
-    # The installed upstream (the wrapper unwraps to it) is 1.2.0's.
-    from mmaction.models.backbones.resnet import ResNet
-    assert not resnet_train.returns_a_value(ResNet.train)
-
-
-def test_resnet_tsm_need_is_read_from_the_source():
-    check = resnet_tsm_scratch.loads_without_checking_pretrained
-    assert check(_Upstream.init_weights_1_2_0)
-    assert not check(_Upstream.init_weights_fixed_condition)
-    assert not check(_Upstream.init_weights_fixed_inside)
-    from mmaction.models.backbones.resnet_tsm import ResNetTSM
-    assert check(ResNetTSM.init_weights)
+@pytest.mark.parametrize('fix', [resnet_train, resnet_tsm_scratch])
+def test_resnet_fixes_decide_by_the_installed_version(fix, monkeypatch):
+    """Needed up to the last defective mmaction2 release (1.2.0, this
+    stack's), not after; no source is read."""
+    assert fix.LAST_DEFECTIVE == '1.2.0'
+    from importlib.metadata import version
+    assert version('mmaction2') == '1.2.0'
+    if fix is resnet_train:
+        # its wrapper is installed on this stack: ask about an unwrapped
+        # upstream ResNet
+        monkeypatch.setattr(fix, '_upstream_resnet', lambda: types.
+                            SimpleNamespace(train=lambda self, mode: None))
+    for found, needed in (('1.2.0', True), ('1.1.0', True),
+                          ('1.2.1', False), ('2.0.0rc1', False)):
+        monkeypatch.setattr(fix._versions, 'installed',
+                            lambda name, found=found: found)
+        assert fix.is_needed() is needed, found
+    # a source checkout without metadata: assume the defect
+    monkeypatch.setattr(fix._versions, 'installed', lambda name: None)
+    assert fix.is_needed()
 
 
 def test_no_model_is_built_at_import(python_runner):
-    """Deciding the fixes reads upstream's source; it builds no network."""
+    """Deciding the fixes reads installed versions; it builds no
+    network."""
     result = python_runner('''
     import torch.nn
     built = []

@@ -146,3 +146,49 @@ def test_missing_annotation_file_says_which_and_what_to_check(tmp_path):
     missing = str(tmp_path / 'nope.txt')
     with pytest.raises(FileNotFoundError, match='nope.txt not found'):
         RobustVideoDataset(missing, pipeline=[])
+
+
+@pytest.mark.parametrize('robust_cls', [RobustVideoDataset,
+                                        RobustRawframeDataset])
+@pytest.mark.parametrize('text', ['', '\n  \n\n'])
+def test_a_list_without_entries_names_the_file(tmp_path, robust_cls, text):
+    ann_file = write(tmp_path, text)
+
+    with pytest.raises(AnnotationError) as error:
+        robust_cls(ann_file, pipeline=[])
+
+    assert str(error.value).startswith(
+        f'annotation file {ann_file} has no entries')
+    assert 'point `ann_file`' in str(error.value)
+
+
+@pytest.mark.parametrize('stock_cls,robust_cls,text,options', VALID_CASES)
+def test_a_byte_order_mark_keeps_the_first_entry(
+        tmp_path, stock_cls, robust_cls, text, options):
+    """Windows editors start UTF-8 files with a BOM; read as plain UTF-8 it
+    would be part of the first path (or make its line malformed)."""
+    plain = data_list(robust_cls, write(tmp_path, text), **options)
+    path = tmp_path / 'bom.txt'
+    path.write_bytes(b'\xef\xbb\xbf' + text.encode('utf-8'))
+
+    assert data_list(robust_cls, str(path), **options) == plain
+
+
+@pytest.mark.parametrize('robust_cls,text,bad_line', [
+    (RobustVideoDataset, 'a.mp4 0\nb.mp4 9\n\nc.mp4 99\n', 4),
+    (RobustRawframeDataset, 'd1 8 9\nd2 8 10\n', 2),
+])
+def test_labels_are_checked_against_the_model_classes(
+        tmp_path, robust_cls, text, bad_line):
+    ann_file = write(tmp_path, text)
+    dataset = robust_cls(ann_file, pipeline=[])  # no num_classes: loads
+
+    dataset.check_label_range(100 if bad_line == 4 else 11, 'the head')
+    with pytest.raises(AnnotationError) as error:
+        dataset.check_label_range(10, 'model.cls_head.num_classes')
+
+    message = str(error.value)
+    assert f'{ann_file}:{bad_line}: label ' in message
+    assert 'is out of range 0..9 for num_classes=10; fix the label, or ' \
+        'model.cls_head.num_classes if the list is right' in message
+    assert f'{ann_file}:1: ' not in message

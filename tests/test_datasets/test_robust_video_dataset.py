@@ -3,12 +3,15 @@
 many are broken; short videos repeat their last frame and are fine."""
 # mmaction_tdx first: its compat fixes make `mmaction.datasets` importable.
 import mmaction_tdx  # noqa: F401  # isort: skip
+import contextlib
 import json
 import multiprocessing
 import os
 import os.path as osp
 import pickle
 import tempfile
+import threading
+import time
 import uuid
 
 import cv2
@@ -30,9 +33,15 @@ from torch.utils.data import DataLoader
 from mmaction_tdx.datasets import (
     BrokenDataError,
     BrokenSampleRecord,
+    RobustRawframeDataset,
     RobustVideoDataset,
 )
-from mmaction_tdx.datasets.broken_samples import fraction_exceeded
+from mmaction_tdx.datasets.broken_samples import (
+    NUM_SAMPLES_TO_DIAGNOSE,
+    BrokenPipelineError,
+    common_failure,
+    fraction_exceeded,
+)
 from mmaction_tdx.datasets.robust_video_dataset import LEFT_OUT_KEY
 
 CLIP_SHAPE = (40, 3, 16, 16)  # 8 clips x 5 frames, NCHW
@@ -264,10 +273,14 @@ def test_refetch_limit_raises_after_exactly_max_refetch_plus_one_tries(
         max_broken_fraction=1.0,
         test_mode=test_mode)
 
-    with pytest.raises(BrokenDataError, match='4 samples in a row'):
+    with pytest.raises(BrokenPipelineError, match='4 samples in a row'):
         dataset[0]
 
-    assert step.calls == 4  # the sample itself and 3 replacements
+    # The sample itself and 3 replacements are recorded; then, before
+    # stopping, samples spread over the list are tried to tell a wrong
+    # pipeline from broken files (not recorded).
+    assert dataset.broken_sample_record.refresh().num_events == 4
+    assert step.calls == 4 + NUM_SAMPLES_TO_DIAGNOSE
 
 
 @pytest.mark.parametrize('test_mode', [False, True])
@@ -413,3 +426,180 @@ def test_a_missing_list_says_how_to_get_the_data(tmp_path, ann_file, hint):
     assert hint.replace('data/synthetic_motion`',
                         f'{tmp_path}/data/synthetic_motion`') in \
         str(error.value)
+
+
+@contextlib.contextmanager
+def unjammed(fifo):
+    """After 2 s, keep opening and closing the write end of the named pipe
+    ``fifo``: a reader blocked on it (what the tests below guard against)
+    then reads end-of-file and fails, instead of hanging the suite."""
+    stop = threading.Event()
+
+    def unjam():
+        if stop.wait(2):
+            return
+        while not stop.is_set():
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:  # no reader waiting
+                pass
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=unjam, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+NOT_OPENED = 'not opened (reading it could block for ever)'
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_a_named_pipe_in_the_list_is_refused_without_opening_it(
+        videos, tmp_path, test_mode):
+    fifo = osp.join(videos['root'], 'pipe.mp4')
+    os.mkfifo(fifo)
+    order = videos['good'][:2] + ['pipe.mp4'] + videos['good'][2:]
+    videos = dict(videos, order=order, ann=write_video_list(
+        str(tmp_path / 'pipe.txt'), order))
+    dataset = build(videos, test_mode=test_mode, max_broken_fraction=1.0)
+
+    with unjammed(fifo):
+        start = time.monotonic()
+        data = dataset[2]
+        seconds = time.monotonic() - start
+
+    assert seconds < 2  # before the pipe is unjammed
+    assert tuple(data['inputs'].shape) == CLIP_SHAPE
+    assert dataset.broken_samples == {
+        fifo: f'not a regular file (a named pipe); {NOT_OPENED}'
+    }
+
+
+def test_a_named_pipe_among_frames_is_refused_without_opening_it(
+        tmp_path):
+    write_frames(str(tmp_path / 'ok'), 8)
+    write_frames(str(tmp_path / 'piped'), 8)
+    fifo = tmp_path / 'piped' / 'img_00005.jpg'
+    fifo.unlink()
+    os.mkfifo(fifo)
+    ann = tmp_path / 'rawframes.txt'
+    ann.write_text('piped 8 1\nok 8 0\n')
+    dataset = RobustRawframeDataset(
+        ann_file=str(ann),
+        data_prefix=dict(img=str(tmp_path)),
+        max_broken_fraction=1.0,
+        broken_record_file=str(tmp_path / 'broken_samples.jsonl'),
+        test_mode=True,
+        pipeline=[
+            dict(type='SampleFrames', clip_len=1, num_clips=8,
+                 test_mode=True),
+            dict(type='RawFrameDecode'),
+            dict(type='FormatShape', input_format='NCHW'),
+            dict(type='PackActionInputs'),
+        ])
+
+    with unjammed(str(fifo)):
+        data = dataset[0]
+
+    assert int(data['data_samples'].gt_label) == 0  # 'ok' stands in
+    assert dataset.broken_samples == {
+        str(tmp_path / 'piped'): 'frame img_00005.jpg: not a regular file '
+        f'(a named pipe); {NOT_OPENED}'
+    }
+
+
+def wrong_three_crop_pipeline(test_mode):
+    """The clip pipeline with a ThreeCrop that fits no frame: its crop
+    must span the frame's height or width (16 x 16 here)."""
+    steps = clip_pipeline(test_mode=test_mode)
+    steps.insert(-2, dict(type='ThreeCrop', crop_size=8))
+    return steps
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_a_wrong_pipeline_is_named_as_such_not_as_broken_videos(
+        videos, test_mode):
+    # 4 good, 4 broken files and a short one: some samples fail in the
+    # decoder, every decodable one in ThreeCrop.
+    dataset = build_with_steps(
+        videos, wrong_three_crop_pipeline(test_mode), test_mode=test_mode)
+
+    with pytest.raises(BrokenPipelineError) as error:
+        for index in range(len(dataset)):
+            dataset[index]
+
+    message = str(error.value)
+    assert message.startswith(f'The pipeline of RobustVideoDataset '
+                              f'{videos["ann"]} is wrong, not the videos: ')
+    assert 'samples tried (spread over the list) loads; 3 fail in ' \
+        'ThreeCrop with the same error: ThreeCrop raised AssertionError' \
+        in message
+    assert 'Fix the settings of ThreeCrop in the pipeline' in message
+    assert 'max_broken_fraction' not in message
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_one_broken_video_among_good_ones_stays_broken_data(
+        videos, tmp_path, test_mode):
+    order = videos['good'][:2] + ['truncated.mp4'] + videos['good'][2:]
+    videos = dict(videos, order=order, ann=write_video_list(
+        str(tmp_path / 'one_broken.txt'), order))
+    dataset = build(videos, test_mode=test_mode, max_broken_fraction=0.0)
+
+    with pytest.raises(BrokenDataError) as error:
+        dataset[2]
+
+    assert not isinstance(error.value, BrokenPipelineError)
+    message = str(error.value)
+    assert message.startswith('1 of 5 samples (20.0%) of RobustVideoDataset')
+    assert osp.join(videos['root'], 'truncated.mp4') + ': not a decodable' \
+        in message
+    assert 'tools/analysis/check_videos.py ' + videos['ann'] in message
+
+
+def test_a_wrong_data_prefix_is_named_as_such(videos, tmp_path):
+    dataset = build(dict(videos, root=str(tmp_path / 'elsewhere')))
+
+    with pytest.raises(BrokenPipelineError) as error:
+        dataset[0]
+
+    message = str(error.value)
+    assert message.startswith(f'The paths of RobustVideoDataset '
+                              f'{videos["ann"]} are wrong, not the videos')
+    assert f"Fix `data_prefix` (now '{tmp_path / 'elsewhere'}')" in message
+
+
+def test_only_broken_files_each_its_own_way_stay_broken_data(
+        videos, tmp_path):
+    """None of them loads, but they fail in different ways: the files."""
+    order = list(BROKEN)
+    videos = dict(videos, order=order, ann=write_video_list(
+        str(tmp_path / 'all_broken.txt'), order))
+    dataset = build(videos, test_mode=True)
+
+    with pytest.raises(BrokenDataError) as error:
+        dataset[0]
+
+    assert not isinstance(error.value, BrokenPipelineError)
+    assert str(error.value).startswith('1 of 4 samples (25.0%)')
+
+
+def test_common_failure_needs_every_try_failing_mostly_the_same_way():
+    same = [(f'/d/v{i}.mp4', f'Crop raised E: /d/v{i}.mp4 has {i}0 px')
+            for i in range(5)]
+    other = ('/d/x.mp4', 'not found; DecordInit raised FileNotFoundError')
+
+    # Paths and numbers do not make failures different.
+    assert common_failure(same[:3], 3) == (same[0][0], same[0][1], 3)
+    assert common_failure(same[:3] + [other] * 2, 5) == (
+        same[0][0], same[0][1], 3)
+    # Some sample loaded (fewer failures than tries): the files' fault.
+    assert common_failure(same[:4], 5) is None
+    # No failure shared by more than half of the tries, or only one try.
+    assert common_failure(same[:2] + [other] * 2, 4) is None
+    assert common_failure(same[:1], 1) is None
+    assert common_failure([], 0) is None

@@ -11,7 +11,8 @@ import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DOCS = osp.join(ROOT, 'docs')
-PAGES = ('index', 'get_started', 'models', 'inference_and_visualization',
+PAGES = ('index', 'get_started', 'own_dataset', 'models',
+         'inference_and_visualization', 'long_video',
          'datasets', 'convert_tdn', 'multi_gpu', 'paper_tables',
          'benchmark', 'faq', 'api', 'contributing', 'dev/contracts')
 

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from mmaction.evaluation import AccMetric
 from mmengine import load
 from mmengine.dataset import ConcatDataset, RepeatDataset
 from mmengine.evaluator import BaseMetric, DumpResults, Evaluator
@@ -19,7 +20,11 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 
-from mmaction_tdx.datasets import BrokenDataError, BrokenSampleRecord
+from mmaction_tdx.datasets import (
+    AnnotationError,
+    BrokenDataError,
+    BrokenSampleRecord,
+)
 from mmaction_tdx.datasets.robust_video_dataset import LEFT_OUT_KEY
 
 # Until the package imports mmaction_tdx.engine itself:
@@ -29,6 +34,8 @@ from mmaction_tdx.engine.hooks.broken_sample_report_hook import (
     find_broken_sample_datasets,
     wrap_metrics,
 )
+
+NUM_CLASSES = 10
 
 sys.path.insert(0, osp.join(osp.dirname(__file__), '..', 'test_datasets'))
 from bad_video_files import (  # noqa: E402
@@ -41,13 +48,18 @@ from bad_video_files import (  # noqa: E402
 
 
 class TinyRecognizer(BaseModel):
-    """Mean grey value -> linear -> 2 classes; enough to run the loops."""
+    """Mean grey value -> linear -> ``num_classes`` classes; enough to run
+    the loops. ``cls_head.num_classes`` is what the label check reads."""
 
-    def __init__(self):
+    def __init__(self, num_classes=NUM_CLASSES):
         super().__init__()
-        self.fc = nn.Linear(1, 2)
+        self.fc = nn.Linear(1, num_classes)
+        self.cls_head = nn.Module()
+        self.cls_head.num_classes = num_classes
+        self.forward_calls = 0
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
+        self.forward_calls += 1
         grey = torch.stack([clip.float().mean() / 255 for clip in inputs])
         logits = self.fc(grey[:, None])
         if mode == 'loss':
@@ -70,11 +82,14 @@ class CountSamples(BaseMetric):
 
 @pytest.fixture
 def videos(tmp_path):
+    """5 good, 4 broken, 1 short video; each line its own label (0..9), so
+    that a stand-in counted in a metric shows as a label counted twice."""
     root = tmp_path / 'videos'
     root.mkdir()
     names = make_bad_video_set(str(root), num_good=5)
     order = names['good'] + names['broken'] + names['short']  # 10 lines
-    ann = write_video_list(str(tmp_path / 'list.txt'), order)
+    ann = write_video_list(
+        str(tmp_path / 'list.txt'), order, num_classes=NUM_CLASSES)
     return dict(root=str(root), ann=ann, order=order)
 
 
@@ -93,10 +108,11 @@ def loader(videos, num_workers, test_mode=False, **dataset_options):
             **dataset_options))
 
 
-def make_runner(tmp_path, videos, num_workers, max_broken_fraction):
+def make_runner(tmp_path, videos, num_workers, max_broken_fraction,
+                model=None):
     options = dict(max_broken_fraction=max_broken_fraction)
     return Runner(
-        model=TinyRecognizer(),
+        model=model or TinyRecognizer(),
         work_dir=str(tmp_path / 'work'),
         experiment_name=f'bad_data_{uuid.uuid4().hex}',
         train_dataloader=loader(videos, num_workers, **options),
@@ -153,10 +169,11 @@ def test_runner_trains_validates_and_tests_through_broken_videos(
             assert int(hits) == 10, title
             assert what == 'left out of the metrics'
     # Val/test leave the 4 broken videos out: the 5 good ones and the short
-    # one are evaluated, once each (labels cycle 0, 1 over the 10 lines;
-    # counting the replacements would add four 1s of the short video).
+    # one are evaluated, once each (each line has its own label; counting
+    # the replacements would add four 9s of the short video, and a broken
+    # line's own label 5..8 is no evaluated sample's).
     assert metrics['num_samples'] == 6
-    assert metrics['labels'] == [0, 0, 0, 1, 1, 1]
+    assert metrics['labels'] == [0, 1, 2, 3, 4, 9]
     left_out = re.findall(
         r'(.*): CountSamples over 6 of 10 listed videos; 4 left out: (.*)',
         log)
@@ -264,3 +281,64 @@ def test_metrics_are_wrapped_once_and_dumps_keep_every_video(tmp_path):
     assert [sample.get(LEFT_OUT_KEY) for sample in dumped] == [
         None, mark, None
     ]
+
+
+@pytest.mark.parametrize('mode', ['train', 'test'])
+def test_labels_beyond_the_head_stop_the_run_before_the_first_batch(
+        tmp_path, videos, mode):
+    """Labels 0..9 for a head of 5 classes: training would crash mid-epoch
+    (IndexError in the loss), testing would score them as misses."""
+    runner = make_runner(tmp_path, videos, 0, 1.0,
+                         model=TinyRecognizer(num_classes=5))
+
+    with pytest.raises(AnnotationError) as error:
+        runner.train() if mode == 'train' else runner.test()
+
+    assert runner.model.forward_calls == 0
+    message = str(error.value)
+    for lineno in range(6, 11):
+        assert (f'{videos["ann"]}:{lineno}: label {lineno - 1} is out of '
+                'range 0..4 for num_classes=5; fix the label, or '
+                'model.cls_head.num_classes if the list is right') in message
+    assert f'{videos["ann"]}:5: ' not in message
+
+
+def test_the_epoch_line_only_when_a_load_failed(tmp_path, videos):
+    runner = make_runner(tmp_path, videos, 0, 1.0)
+    dataset = runner.train_dataloader.dataset
+    hook = report_hook(runner)
+
+    hook.before_train_epoch(runner)
+    hook.after_train_epoch(runner)
+    assert 'Broken samples, ' not in read_log(runner)
+
+    hook.before_train_epoch(runner)
+    dataset.broken_sample_record.add('/x/a.mp4', 'not found')
+    hook.after_train_epoch(runner)
+    assert 'Broken samples, train epoch 1: 1 failed loads' in read_log(runner)
+
+
+def test_a_stand_in_with_a_label_no_real_sample_has_is_left_out():
+    """The stand-in is scored wrong and has a class (7) that no evaluated
+    sample has: counted, it would lower the accuracy and add a class."""
+    accuracy, labels = AccMetric(), CountSamples()
+    evaluator = Evaluator([accuracy, labels])
+    wrap_metrics(evaluator, 'test')
+    mark = dict(index=2, path='c.mp4', reason='not found')
+
+    def sample(label, predicted, **meta):
+        scores = torch.zeros(NUM_CLASSES)
+        scores[predicted] = 1
+        return dict(gt_label=torch.tensor([label]), pred_score=scores,
+                    **meta)
+
+    evaluator.process([
+        sample(0, 0), sample(1, 1),
+        sample(7, 3, **{LEFT_OUT_KEY: mark}),
+        sample(1, 1)
+    ])
+    metrics = evaluator.evaluate(4)
+
+    assert metrics['acc/top1'] == 1.0
+    assert metrics['num_samples'] == 3
+    assert metrics['labels'] == [0, 1, 1]

@@ -134,14 +134,19 @@ def test_wheel_carries_the_mim_files_and_the_start_up_hook(installed):
 
 
 def test_library_holds_no_developer_tooling(installed):
-    """Benchmarks and the paper-table check live in tools/ (shipped under
-    .mim/tools like MMAction2's), not in the importable package."""
+    """Benchmarks, the paper-table check and its FLOPs counting live in
+    tools/ (shipped under .mim/tools like MMAction2's), not in the
+    importable package."""
     with zipfile.ZipFile(installed.wheel) as wheel:
-        utils = [n for n in wheel.namelist()
-                 if n.startswith('mmaction_tdx/utils/')]
-    assert utils
-    tooling = [n for n in utils if 'benchmark' in n or 'paper_table' in n]
+        names = wheel.namelist()
+    library = [n for n in names if n.startswith('mmaction_tdx/')
+               and not n.startswith('mmaction_tdx/.mim/')]
+    assert library
+    tooling = [n for n in library
+               if any(word in n for word in ('benchmark', 'paper_table',
+                                             'flops'))]
     assert not tooling, tooling
+    assert 'mmaction_tdx/.mim/tools/analysis/flops.py' in names
 
 
 def test_import_from_an_empty_directory(installed):

@@ -5,6 +5,8 @@ process-wide list of safe globals is not widened, and a user's own
 after our loads (issue 16)."""
 import json
 import os.path as osp
+import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -117,3 +119,70 @@ def test_our_loads_leave_torch_list_as_it_was(payload_files):
     assert set(torch.serialization.get_safe_globals()) == before
     with pytest.raises(Exception, match='Unsupported global'):
         torch.load(payload_files['mmengine'], weights_only=True)
+
+
+class UserType:
+    """A type a user allowed for their own loads."""
+
+
+def test_concurrent_loads_leave_torch_list_alone(payload_files, tmp_path,
+                                                 monkeypatch):
+    """Two of our loads and a plain ``torch.load`` at the same moment
+    (issue 23, finding 1): while ours are paused in the middle of
+    unpickling, torch's list is the user's, a plain load refuses what plain
+    torch refuses and still gets the user's own entries; afterwards both of
+    ours have loaded and the list is unchanged."""
+    from mmaction_tdx.compat import safe_checkpoint
+    user_file = str(tmp_path / 'user.pth')
+    torch.save({'x': UserType()}, user_file)
+    saved = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([UserType])
+    before = set(torch.serialization.get_safe_globals())
+    inside = threading.Barrier(3, timeout=30)
+    go_on = threading.Event()
+    paused = threading.local()
+    original = safe_checkpoint.checked_dtype
+
+    def pausing_dtype(*args):
+        if not getattr(paused, 'done', False):
+            paused.done = True
+            inside.wait()  # both of ours are mid-load
+            go_on.wait(timeout=30)
+        return original(*args)
+
+    monkeypatch.setattr(safe_checkpoint, 'checked_dtype', pausing_dtype)
+    results, errors = [], []
+
+    def ours():
+        try:
+            results.append(
+                CheckpointLoader.load_checkpoint(payload_files['mmengine']))
+        except BaseException as err:  # reported below
+            errors.append(err)
+            inside.abort()
+
+    threads = [threading.Thread(target=ours) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        inside.wait()
+        assert set(torch.serialization.get_safe_globals()) == before
+        with pytest.raises(pickle.UnpicklingError,
+                           match='Unsupported global'):
+            torch.load(payload_files['mmengine'], weights_only=True)
+        assert isinstance(
+            torch.load(user_file, weights_only=True)['x'], UserType)
+        go_on.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        after = set(torch.serialization.get_safe_globals())
+    finally:
+        go_on.set()
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
+    assert after == before  # nothing left behind, nothing dropped
+    assert not errors, errors
+    assert len(results) == 2
+    for checkpoint in results:
+        buffer = checkpoint['message_hub']['log_scalars']['train/loss']
+        assert isinstance(buffer, HistoryBuffer) and buffer.current() == 1.0

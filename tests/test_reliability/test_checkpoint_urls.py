@@ -37,7 +37,7 @@ from reliability_helpers import (
     single_thread,  # noqa: F401 (autouse)
 )
 
-from mmaction_tdx.compat import torch_load
+from mmaction_tdx.compat import safe_checkpoint, torch_load
 from mmaction_tdx.compat.safe_checkpoint import (
     CheckpointFileError,
     UnsafeCheckpointError,
@@ -68,6 +68,7 @@ def cache(tmp_path, monkeypatch):
         raise AssertionError(f'unexpected download of {url}')
 
     monkeypatch.setattr(torch.hub, 'download_url_to_file', no_download)
+    monkeypatch.setattr(safe_checkpoint, 'download_url_to_file', no_download)
     return directory
 
 

@@ -294,12 +294,22 @@ def test_cpu_distributed_defects_real_without_the_fix():
     assert 'device_ids' in lines['wrap'] and 'ValueError' in lines['wrap']
 
 
-def test_nccl_on_cpu_is_explained():
+def test_nccl_on_cpu_falls_back_to_gloo(monkeypatch):
+    """A neutral config (MMEngine's default backend, nccl) runs on a
+    CPU-only machine with gloo, and the log says so."""
+    import torch.distributed
     from mmengine.dist import utils as dist_utils
-    with pytest.raises(RuntimeError) as info:
-        dist_utils._init_dist_pytorch('nccl')
-    assert "needs the 'gloo' backend" in str(info.value)
-    assert 'env_cfg.dist_cfg.backend=gloo' in str(info.value)
+    from mmengine.logging import MMLogger
+    calls = []
+    monkeypatch.setattr(torch.distributed, 'init_process_group',
+                        lambda backend, **kwargs: calls.append(backend))
+    logged = []
+    monkeypatch.setattr(MMLogger, 'log',
+                        lambda self, level, msg, *a, **k: logged.append(msg))
+    dist_utils._init_dist_pytorch('nccl')
+    dist_utils._init_dist_pytorch('gloo')
+    assert calls == ['gloo', 'gloo']
+    assert len(logged) == 1 and "replaced by 'gloo'" in logged[0]
 
 
 def test_multi_gpu_guide_matches_the_tools(monkeypatch):

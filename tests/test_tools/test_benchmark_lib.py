@@ -234,3 +234,23 @@ def test_compiled_models_keep_static_shapes_after_one_another(
         torch.testing.assert_close(runner.infer(), eager.infer())
     symbolic = [size for graph in graphs for size in graph]
     assert not symbolic
+
+
+def test_bytes_moved_column_and_table():
+    """``bytes=True``: eager bytes per inference in every result, their
+    ratios, and a bytes table with the per-module breakdown."""
+    import dataclasses
+    settings = dataclasses.replace(TINY, bytes=True)
+    results = bench.run_benchmark([], settings)
+    tsn, tsm = results
+    assert tsn.inference_bytes > 0 and tsm.inference_bytes > 0
+    assert sum(tsn.bytes_by_module.values()) == tsn.inference_bytes
+    # TSM adds its shift's copies to the same convolutions.
+    assert 'TemporalShift' in tsm.bytes_by_module
+    assert bench.ratios(results)['tsm_r50']['vs_tsn_r50'][
+        'inference_bytes'] == pytest.approx(
+            tsm.inference_bytes / tsn.inference_bytes)
+    text = bench.format_bytes(results)
+    assert '| tsm_r50 | ' in text and 'TemporalShift' in text
+    assert 'bytes' in bench.summary_line(
+        results + [dataclasses.replace(tsm, name='x')])

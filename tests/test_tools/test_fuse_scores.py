@@ -3,7 +3,9 @@
 sum of probabilities and the TDN release's sum of ReLU'd logits), checks
 and the command line."""
 import importlib.util
+import io
 import os.path as osp
+import pickle
 import subprocess
 import sys
 
@@ -156,3 +158,76 @@ def test_protocol_checks_the_kind_of_scores(two_models, tmp_path, capsys):
     tool = _load_tool()
     assert tool.main([path_a, path_b, '--release-logit-sum']) == 1
     assert 'relu_score' in capsys.readouterr().err
+
+
+class ShellPayload:
+    """Unpickles as ``os.system('touch <marker>')``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f'touch {self.marker}', )
+
+
+@pytest.mark.parametrize('protocol', [2, pickle.HIGHEST_PROTOCOL])
+def test_score_file_payload_refused(two_models, tmp_path, capsys, protocol):
+    """Score files are exchanged to fuse them (issue 23, finding 2): one
+    whose pickle names a callable is refused, nothing in it runs, and the
+    tool says why and exits 1."""
+    marker = tmp_path / 'payload_ran'
+    hostile = tmp_path / 'hostile.pkl'
+    with open(hostile, 'wb') as f:
+        pickle.dump([dict(pred_score=ShellPayload(marker),
+                          gt_label=torch.tensor([0]))], f, protocol=protocol)
+    tool = _load_tool()
+    assert tool.main([two_models[0], str(hostile)]) == 1
+    err = capsys.readouterr().err
+    assert f'Refused to load the score file {hostile}' in err
+    assert 'posix.system' in err and 'may be malicious' in err
+    assert not marker.exists()
+
+
+def test_score_file_with_numpy_and_metadata_loads(tmp_path):
+    """What DumpResults writes for our datasets: tensors, numpy arrays,
+    tuples, strings, the stand-in marks."""
+    from mmaction_tdx.evaluation.score_files import load_score_file
+    path = str(tmp_path / 'full.pkl')
+    dump([
+        dict(pred_score=torch.tensor([.2, .8]), gt_label=torch.tensor([1]),
+             frame_inds=np.arange(4), img_shape=(64, 64), filename='a.mp4',
+             replaces_left_out_sample=dict(index=3, path='b.mp4'))
+    ], path)
+    loaded = load_score_file(path)
+    assert isinstance(loaded, list) and len(loaded) == 1
+    sample = loaded[0]
+    assert torch.equal(sample['pred_score'], torch.tensor([.2, .8]))
+    np.testing.assert_array_equal(sample['frame_inds'], np.arange(4))
+    assert sample['img_shape'] == (64, 64) and sample['filename'] == 'a.mp4'
+    assert sample['replaces_left_out_sample'] == dict(index=3, path='b.mp4')
+
+
+def test_score_file_tensor_data_read_weights_only(tmp_path):
+    """A tensor's data in a plain pickle is a nested torch.save that
+    pickle reads with torch.load(weights_only=False): a payload there is
+    refused too."""
+    from mmaction_tdx.evaluation.score_files import (
+        UnsafeScoreFileError,
+        load_score_file,
+    )
+    marker = tmp_path / 'payload_ran'
+    nested = io.BytesIO()
+    torch.save(ShellPayload(marker), nested)
+
+    class Storage:
+
+        def __reduce__(self):
+            return torch.storage._load_from_bytes, (nested.getvalue(), )
+
+    path = tmp_path / 'nested.pkl'
+    with open(path, 'wb') as f:
+        pickle.dump([dict(pred_score=Storage())], f, protocol=2)
+    with pytest.raises(UnsafeScoreFileError, match='may be malicious'):
+        load_score_file(str(path))
+    assert not marker.exists()

@@ -63,6 +63,15 @@ def test_rows_change_only_the_option_under_study(tool, tmp_path):
     assert tdn_td.backbone.type == 'ResNetTDN'
     assert tdn_td.backbone.td_blocks == ((), (-1, ), (-1, ), (-1, ))
     assert tdn_td.cls_head.loss_td.loss_weight == 2e-4
+    # TSM + TD loss: MMAction2's TSM with the TD loss, beside plain TSM
+    tsm = cfgs[('tsm-td', 'TSM')]
+    assert tsm.model.backbone.type == 'ResNetTSM'
+    assert cfgs[('tsm-td', 'TSM + TD loss')].model.backbone.type == \
+        'ResNetTSMTD'
+    assert _clip_len(tsm, 'train_dataloader') == 1
+    # every run is tested by the config's evaluator (runner.test())
+    metrics = [m['type'] for m in tsm.test_evaluator]
+    assert metrics == ['AccMetric', 'DirectionAccuracy']
     # every run reads the same data
     roots = {cfg.train_dataloader.dataset.ann_file for cfg in cfgs.values()}
     assert roots == {osp.join(str(tmp_path), 'train_list.txt')}
@@ -70,10 +79,10 @@ def test_rows_change_only_the_option_under_study(tool, tmp_path):
 
 def test_shared_rows_run_once(tool):
     rows = tool.unique_rows(sorted(tool.GROUPS))
-    assert len(rows) == len(tool.ROWS) == 12
+    assert len(rows) == len(tool.ROWS) == 14
     # TDN is the last row of Table 1(e), the difference row of Table 1(a)
     # and the reference of the TD-loss-on-TDN pair: trained once per seed.
-    assert len({index for index, _ in rows}) == 10
+    assert len({index for index, _ in rows}) == 12
 
 
 def test_table_is_mean_and_sample_std(tool):
@@ -84,7 +93,7 @@ def test_table_is_mean_and_sample_std(tool):
     assert '| + PEM | 50.0 +- 10.0 | 80.0 +- 10.0 | 40 / 50 / 60 |' in text
 
 
-@pytest.mark.parametrize('index', range(10))
+@pytest.mark.parametrize('index', range(12))
 def test_every_row_trains_a_step(tool, tmp_path, index):
     """The model of every distinct row builds and takes one optimiser
     step on a random batch of its own sampling (T=4 segments of clip_len
@@ -103,7 +112,7 @@ def test_every_row_trains_a_step(tool, tmp_path, index):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).train()
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    clip_len = row[5]
+    clip_len = _clip_len(cfg, 'train_dataloader')
     inputs = [torch.randint(0, 256, (4 * clip_len, 3, 48, 48),
                             dtype=torch.uint8) for _ in range(2)]
     samples = [ActionDataSample().set_gt_label(label) for label in (0, 1)]
@@ -111,7 +120,7 @@ def test_every_row_trains_a_step(tool, tmp_path, index):
                             wrapper)
     assert torch.isfinite(logs['loss'])
     with_td = row[1] in ('+ TD loss', '+ PEM + TD loss (TDRL)',
-                         'TDN + TD loss')
+                         'TDN + TD loss', 'TSM + TD loss')
     assert ('loss_td' in logs) == with_td, sorted(logs)
 
 

@@ -117,3 +117,40 @@ def test_mim_packaging_layout():
         assert osp.exists(osp.join(mim_root, name)), name
     assert osp.isfile(osp.join(mim_root, 'tools', 'train.py'))
     assert shutil.which('mim') or osp.isfile(MIM)
+
+
+def test_ctrl_c_prints_one_line_with_the_resume_command(tiny_data, tmp_path):
+    """SIGINT to the process group (what Ctrl-C in a terminal sends) in
+    epoch 2: one line naming the checkpoint and the command, exit 130 (not
+    a screen of tracebacks)."""
+    import os
+    import shlex
+    import signal
+    work_dir = str(tmp_path / 'work')
+    cmd = [sys.executable, 'tools/train.py', TSN, '--work-dir', work_dir,
+           '--no-validate', '--cfg-options',
+           *tiny_options(tiny_data, epochs=2)]
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+        env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    try:
+        for line in proc.stdout:
+            if 'Epoch(train) [2][1/' in line:
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        else:
+            pytest.fail('training ended before epoch 2')
+        after = proc.stdout.read().splitlines()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, after
+    assert len(after) == 1, '\n'.join(after)
+    assert after[0].startswith('Interrupted (epoch 2'), after[0]
+    assert 'epoch_1.pth' in after[0]
+    # the same command with --resume (which test_mim_train_test_and_resume
+    # runs): auto-resume from the work dir's latest checkpoint
+    command = shlex.split(after[0].split(' with: ', 1)[1])
+    assert command == ['python', *cmd[1:], '--resume']

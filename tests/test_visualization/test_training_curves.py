@@ -90,3 +90,68 @@ def test_a_text_log_is_refused(tmp_path, capsys):
     assert run_tool(TOOL, 'plot_curve', text, '--out',
                     tmp_path / 'x.png') == 1
     assert 'is not json' in capsys.readouterr().err
+
+
+def write_run_part(work_dir, timestamp, epochs, top1, loss, last_iters=4):
+    """``WORK_DIR/TIMESTAMP/vis_data/scalars.json`` of one part of a run:
+    4 training records an epoch (``iter`` counted over the whole run),
+    ``last_iters`` of them in the last epoch (an interrupted part), and a
+    validation record after every complete epoch."""
+    vis = work_dir / timestamp / 'vis_data'
+    vis.mkdir(parents=True)
+    lines = []
+    for epoch in epochs:
+        iters = last_iters if epoch == epochs[-1] else 4
+        for k in range(iters):
+            lines.append(json.dumps(dict(
+                loss=loss, lr=0.01, time=0.5, epoch=epoch,
+                iter=(epoch - 1) * 4 + k + 1, step=(epoch - 1) * 4 + k + 1)))
+        if iters == 4:
+            lines.append(json.dumps({'acc/top1': top1, 'step': epoch}))
+    (vis / 'scalars.json').write_text('\n'.join(lines) + '\n')
+    return vis / 'scalars.json'
+
+
+def test_a_resumed_runs_logs_join_into_one_curve(tmp_path, capsys):
+    """Ctrl-C in epoch 3 (two of its iterations logged), then --resume
+    from epoch_2.pth: the second folder repeats epoch 3, and wins."""
+    work_dir = tmp_path / 'tdrl'
+    first = write_run_part(work_dir, '20240101_000000', [1, 2, 3], top1=0.1,
+                           loss=2.0, last_iters=2)
+    second = write_run_part(work_dir, '20240101_010000', [3, 4], top1=0.9,
+                            loss=1.0)
+    out = tmp_path / 'curves.png'
+    # the documented command: both logs of the run, one legend name
+    assert run_tool(TOOL, 'plot_curve', first, second, '--keys', 'loss',
+                    'acc/top1', '--legend', 'tdrl', '--out', out) == 0
+    assert '2 logs of a resumed run joined' in capsys.readouterr().out
+    assert out.is_file()
+    tool = _load_tool()
+    groups = tool.group_runs(tool.expand_paths([str(work_dir)]))
+    assert list(groups) == [str(work_dir)]
+    log = tool.load_run(str(work_dir), groups[str(work_dir)], load_log)
+    iters, loss = log.train['loss']
+    assert iters.tolist() == list(range(1, 17))  # no iteration twice
+    assert loss.tolist() == [2.0] * 8 + [1.0] * 8  # epoch 3: the later
+    epochs, top1 = log.val['acc/top1']
+    assert epochs.tolist() == [1, 2, 3, 4]
+    assert top1.tolist() == [0.1, 0.1, 0.9, 0.9]
+    assert log.epochs == [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4
+    # a work dir may be given instead of its logs; --separate keeps both
+    assert run_tool(TOOL, 'plot_curve', work_dir, '--legend', 'tdrl',
+                    '--out', out) == 0
+    assert run_tool(TOOL, 'plot_curve', first, second, '--separate',
+                    '--legend', 'a', 'b', '--out', out) == 0
+    assert run_tool(TOOL, 'cal_train_time', work_dir) == 0
+    assert 'average iter time: 0.5000' in capsys.readouterr().out
+
+
+def _load_tool():
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))), TOOL)
+    spec = importlib.util.spec_from_file_location('_analyze_logs', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool

@@ -90,6 +90,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='with --compile, also the compiled training step (compiles '
         'the backward graphs too: slow)')
     parser.add_argument(
+        '--bytes',
+        action='store_true',
+        help='also count the bytes read + written by one inference: eager '
+        'per ATen op and module type, compiled (with --compile) by '
+        'inductor\'s accounting (machine-independent; bytes_moved.py)')
+    parser.add_argument(
         '--profile',
         action='store_true',
         help='also print the time per module type of every model '
@@ -137,7 +143,8 @@ def main(argv=None) -> int:
         warmup=args.warmup,
         threads=args.threads,
         compile=args.compile,
-        compile_train=args.compile_train)
+        compile_train=args.compile_train,
+        bytes=args.bytes)
     specs = ([bench.parse_model_spec(m) for m in args.models]
              if args.models else bench.default_specs())
     threads = bench.set_threads(settings.threads)
@@ -195,6 +202,9 @@ def main(argv=None) -> int:
     machine['load_average_end'] = list(os.getloadavg())
     print()
     print(bench.format_table(results))
+    if settings.bytes:
+        print()
+        print(bench.format_bytes(results))
     for name, modes in profiles.items():
         for mode, rows in modes.items():
             print()

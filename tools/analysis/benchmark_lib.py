@@ -22,6 +22,9 @@ of any, so a change of machine load hits all models alike):
 * **FLOPs** of one inference view with MMEngine's ``FlopAnalyzer``
   (one multiply-add = one FLOP, as in the papers' tables), and the achieved
   GFLOP/s, FLOPs over the median inference latency.
+* **bytes moved** (``BenchmarkSettings.bytes``): bytes read plus written
+  by one inference, eager per ATen op and module type, compiled by
+  inductor's own accounting (``bytes_moved.py``): machine-independent.
 
 Times are medians over ``repeats`` runs after ``warmup`` runs; the spread
 is the inter-quartile range. Everything runs with a fixed number of
@@ -34,8 +37,8 @@ with the eager ones, and compiled rows are compared with the compiled
 baselines. A spec may ask for the one-time inference reparameterisation
 (``deploy``: every ``switch_to_deploy()``; inference only), and
 ``tdn_release`` is TDN in the official release's layout (the plain
-re-statement of the release's model that the converter's round-trip test
-builds, ``tests/test_tools/test_tdn_official.py``).
+re-statement of the release's model in ``tools/convert/release_tdn.py``,
+which the converter's round-trip test also uses).
 
 Developer tooling: lives beside ``tools/analysis/benchmark.py``, not in the
 installed package.
@@ -55,6 +58,10 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
+if osp.dirname(osp.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import bytes_moved  # noqa: E402  (beside this file, developer tooling)
+
 BASELINE_NAMES = ('tsn_r50', 'tsm_r50')
 COMPILED = ' (compiled)'
 RELEASE_NAME = 'tdn_release'
@@ -62,7 +69,7 @@ OUR_MODEL_CONFIGS = {
     'tdn_r50': 'configs/_base_/models/tdn_r50.py',
     'tdrl_r50': 'configs/_base_/models/tdrl_r50.py',
 }
-# tools/analysis/ -> the repository (configs/, tests/).
+# tools/analysis/ -> the repository (configs/, tools/convert/).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -86,6 +93,10 @@ class BenchmarkSettings:
             well: many minutes per R50 model on 2 cores).
         compile_backend (str): ``torch.compile``'s ``backend`` (a name
             known to ``torch._dynamo``). Defaults to ``'inductor'``.
+        bytes (bool): Also count the bytes read plus written by one
+            inference (``bytes_moved.py``): eager per ATen op, compiled
+            by inductor's own accounting (the compilation then skips
+            inductor's caches).
     """
     depth: int = 50
     num_segments: int = 8
@@ -98,6 +109,7 @@ class BenchmarkSettings:
     compile: bool = False
     compile_train: bool = False
     compile_backend: str = 'inductor'
+    bytes: bool = False
 
 
 @dataclass
@@ -154,6 +166,10 @@ class ModelResult:
     inference_peak_mib: float
     train_peak_mib: Optional[float]
     compiled: bool = False
+    # Bytes read + written by one inference (eager: ATen ops; compiled:
+    # inductor's kernels) and, eager only, the self bytes by module type.
+    inference_bytes: Optional[int] = None
+    bytes_by_module: Optional[Dict[str, int]] = None
 
     @property
     def gflops_per_s(self) -> float:
@@ -333,7 +349,7 @@ class ReleaseLayoutTDN(nn.Module):
     """TDN in the official release's layout behind the calls
     :class:`ModelRunner` makes of a recognizer.
 
-    The network is ``ReleaseTSN`` of ``tests/test_tools/test_tdn_official.py``
+    The network is ``ReleaseTSN`` of ``tools/convert/release_tdn.py``
     (the release's ``TDN_Net`` + TSN head restated with its module names;
     the converter's round-trip test checks that ours scores like it). Input
     ``(N, T*5, 3, H, W)``, the release's 5 frames per segment.
@@ -349,8 +365,7 @@ class ReleaseLayoutTDN(nn.Module):
                              f'release has no other depth), got {depth}; '
                              'use --depth 50.')
         import importlib.util
-        path = osp.join(REPO_ROOT, 'tests', 'test_tools',
-                        'test_tdn_official.py')
+        path = osp.join(REPO_ROOT, 'tools', 'convert', 'release_tdn.py')
         name = '_release_tdn'
         module = sys.modules.get(name)
         if module is None:
@@ -617,7 +632,12 @@ def run_benchmark(specs: Sequence[ModelSpec],
             runners.append(ModelRunner(spec, settings, compiled=True))
             progress(f'built {spec.name}{COMPILED}')
 
+    compiled_bytes = {}
     for runner in runners:  # warm-up: compilation, oneDNN, allocations
+        if settings.bytes and runner.compiled:
+            # Inductor counts while it compiles: the first call.
+            compiled_bytes[runner.name] = bytes_moved.inductor_bytes(
+                runner.infer)
         for _ in range(settings.warmup):
             runner.infer()
             if runner.trains:
@@ -641,6 +661,12 @@ def run_benchmark(specs: Sequence[ModelSpec],
         train_peak = (peak_tensor_memory(runner.train_step)
                       if runner.trains else None)
         progress(f'memory {runner.name}')
+        nbytes = by_module = None
+        if settings.bytes and runner.compiled:
+            nbytes = compiled_bytes[runner.name]
+        elif settings.bytes:
+            report = bytes_moved.eager_bytes(runner.infer, runner.model)
+            nbytes, by_module = report.total, report.by_module
         results.append(
             ModelResult(
                 name=runner.name,
@@ -654,7 +680,9 @@ def run_benchmark(specs: Sequence[ModelSpec],
                 inference_peak_mib=infer_peak / 2**20,
                 train_peak_mib=(train_peak / 2**20
                                 if train_peak is not None else None),
-                compiled=runner.compiled))
+                compiled=runner.compiled,
+                inference_bytes=nbytes,
+                bytes_by_module=by_module))
     return results
 
 
@@ -679,6 +707,7 @@ METRICS = (
     ('inference_peak_mib', 'infer peak MiB',
      lambda r: r.inference_peak_mib),
     ('gflops_per_s', 'GFLOP/s', lambda r: r.gflops_per_s),
+    ('inference_bytes', 'infer bytes', lambda r: r.inference_bytes),
 )
 
 
@@ -733,6 +762,26 @@ def format_table(results: Sequence[ModelResult]) -> str:
             f'{_ratio_cell(tsn, "train_peak_mib")} | '
             f'{r.inference_peak_mib:.0f} | {r.gflops_per_s:.1f} |')
     return '\n'.join(lines)
+
+
+def format_bytes(results: Sequence[ModelResult], top: int = 8) -> str:
+    """Bytes moved per inference (``settings.bytes``): a table of every
+    model, eager and compiled, with ratios to TSN, then the largest eager
+    self bytes by module type of every model."""
+    rows: Dict[str, Dict[str, Optional[int]]] = {}
+    for r in results:
+        name = r.name[:-len(COMPILED)] if r.compiled else r.name
+        rows.setdefault(name, {})['compiled' if r.compiled else
+                                  'eager'] = r.inference_bytes
+    parts = ['bytes read + written per inference (eager: ATen ops; '
+             'compiled: inductor\'s kernels)',
+             bytes_moved.format_bytes_table(rows, baseline='tsn_r50')]
+    for r in results:
+        if r.bytes_by_module:
+            report = bytes_moved.BytesReport(
+                total=r.inference_bytes, by_module=r.bytes_by_module)
+            parts.append(bytes_moved.format_module_bytes(r.name, report, top))
+    return '\n\n'.join(parts)
 
 
 def results_to_json(results: Sequence[ModelResult],
@@ -869,5 +918,7 @@ def summary_line(results: Sequence[ModelResult]) -> str:
         if 'train_step_ms' in tsn:
             part += (f", train {tsn['train_step_ms']:.2f}x TSN, mem "
                      f"{tsn['train_peak_mib']:.2f}x TSN")
+        if 'inference_bytes' in tsn:
+            part += f", bytes {tsn['inference_bytes']:.2f}x TSN"
         parts.append(part)
     return '; '.join(parts)

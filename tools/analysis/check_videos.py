@@ -14,9 +14,13 @@ Example::
 
 Prints each dropped entry with its line number and reason, then
 ``checked N, unreadable U, too short S, kept K -> CLEAN_LIST``. Train on
-CLEAN_LIST. Each file is checked in a worker process with a time limit
-(``--timeout``), so a file the decoder hangs on is reported, not waited
-for. The logic is :mod:`mmaction_tdx.datasets.video_checks`.
+CLEAN_LIST. A video is checked with the decode transforms of the training
+pipeline (``--decoder decord``: ``DecordInit`` + ``DecordDecode``), and
+what counts as broken is what the robust datasets skip; a named pipe or
+other special file is refused without being opened. Each file is checked in
+a worker process with a time limit (``--timeout``), so a file the decoder
+hangs on is reported, not waited for. The logic is
+:mod:`mmaction_tdx.datasets.video_checks`.
 """
 import argparse
 import sys
@@ -64,7 +68,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--decoder',
         default='decord',
         choices=sorted(PROBES),
-        help='decoder to check videos with; use the one the pipeline uses')
+        help='decoder to check videos with, as the pipeline decodes: '
+        'decord (DecordInit + DecordDecode) or opencv (OpenCVInit + '
+        'OpenCVDecode)')
     parser.add_argument(
         '--delimiter', default=' ', help='field delimiter of a video list')
     rawframes = parser.add_argument_group(

@@ -28,14 +28,18 @@ test list), then fuse. Two protocols:
         --release-logit-sum
 
 (``mim test mmaction_tdx CONFIG --checkpoint CKPT --dump FILE.pkl`` writes
-the same files.) The tool checks that the files hold the same videos in
-the same order and the kind of scores the protocol fuses. A video that
+the same files.) The files are read with
+:func:`mmaction_tdx.evaluation.score_files.load_score_file`, which refuses
+anything a dump never holds (a pickle can run code). The tool checks
+that the files hold the same videos in the same order and the kind of
+scores the protocol fuses. A video that
 was broken when a member was tested (its entry is the stand-in our robust
 datasets put in its place, marked ``replaces_left_out_sample``) is left
 out of the ensemble, for every member, and named in the output, as the
 test metrics do.
 """
 import argparse
+import pickle
 import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -43,7 +47,7 @@ import numpy as np
 
 PROB_TOLERANCE = 1e-3
 # mmaction_tdx.datasets.robust_video_dataset.LEFT_OUT_KEY (not imported:
-# the tool reads dump files without the package).
+# the datasets need not load to fuse scores).
 LEFT_OUT_KEY = 'replaces_left_out_sample'
 
 
@@ -77,8 +81,10 @@ def read_prediction_file(
         stand in for a broken video (``mark``: its ``index``, ``path`` and
         ``reason``).
     """
-    from mmengine import load
-    samples = load(path)
+    # Not mmengine.load (plain pickle, which runs what a file names):
+    # score files are exchanged between people.
+    from mmaction_tdx.evaluation.score_files import load_score_file
+    samples = load_score_file(path)
     if not isinstance(samples, (list, tuple)) or not samples:
         raise ScoreFileMismatch(f'{path}: expected a non-empty list of '
                                 'predictions (tools/test.py --dump).')
@@ -223,7 +229,7 @@ def main(argv=None) -> int:
     try:
         scores, labels, left_out = fuse_prediction_files(
             args.preds, args.weights, args.release_logit_sum)
-    except (ScoreFileMismatch, OSError) as err:
+    except (OSError, ValueError, pickle.UnpicklingError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     result = accuracies(scores, labels)

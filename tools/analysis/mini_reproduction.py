@@ -12,11 +12,16 @@ seed, then scored on the validation split):
 * TDRL Tables 3-4: TIM baseline (no PEM, no TD loss), + PEM, + TD loss,
   both (TDRL);
 * neither paper: TDN vs TDN + TD loss (``ResNetTDN.td_blocks`` read by
-  ``TSNTDHead.loss_td``, as for TDRL).
+  ``TSNTDHead.loss_td``, as for TDRL), and MMAction2's TSM vs TSM + TD loss
+  (``ResNetTSMTD``).
 
 Every run is an MMEngine ``Runner`` built in this process from a
 quick-start config plus the row's overrides, so a row differs from its
-neighbours only by the option under study. The table (mean +- std over
+neighbours only by the option under study; the frames per segment follow
+the row's backbone through the sampling contract
+(:mod:`mmaction_tdx.datasets.sampling_contract`), and the figures are
+``runner.test()``'s metrics from the configs' ``test_evaluator``
+(``AccMetric``, ``DirectionAccuracy``). The table (mean +- std over
 seeds of top-1 and of the direction accuracy within the right reversal
 pair) goes to ``WORK_DIR/mini_reproduction.{md,json,png}``.
 
@@ -47,36 +52,43 @@ TDN = osp.join(QUICKSTART, 'tdn_r18_1xb16-5x1x4-12e_synthetic-motion-rgb.py')
 TDRL = osp.join(QUICKSTART, 'tdrl_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py')
 TDN_TD = osp.join(QUICKSTART,
                   'tdn-td_r18_1xb16-5x1x4-12e_synthetic-motion-rgb.py')
+TSM = osp.join(QUICKSTART, 'tsm_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py')
+TSM_TD = osp.join(QUICKSTART,
+                  'tsm-td_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py')
 NO_STDM = dict(short_term_tdm=None)
 NO_LTDM = dict(long_term_tdm=None)
 NO_TD = dict(td_blocks=((), (), (), ()))
 
-# (group, row name, config, backbone overrides, head overrides, clip_len)
-# clip_len=1 where no S-TDM reads frame differences (as the paper's
-# 1x1x8 configs of those rows).
+# (group, row name, config, backbone overrides, head overrides). The
+# pipelines sample the frames per segment the row's backbone reads (the
+# sampling contract): 1 where no S-TDM reads frame differences (as the
+# paper's 1x1x8 configs of those rows), 5 with one.
 ROWS = (
-    ('tdn-1e', 'no TDM (temporal conv)', TDN, {**NO_STDM, **NO_LTDM}, {}, 1),
-    ('tdn-1e', 'S-TDM only', TDN, NO_LTDM, {}, 5),
-    ('tdn-1e', 'L-TDM only', TDN, NO_STDM, {}, 1),
-    ('tdn-1e', 'S-TDM + L-TDM (TDN)', TDN, {}, {}, 5),
+    ('tdn-1e', 'no TDM (temporal conv)', TDN, {**NO_STDM, **NO_LTDM}, {}),
+    ('tdn-1e', 'S-TDM only', TDN, NO_LTDM, {}),
+    ('tdn-1e', 'L-TDM only', TDN, NO_STDM, {}),
+    ('tdn-1e', 'S-TDM + L-TDM (TDN)', TDN, {}, {}),
     ('tdn-1a', 'averaging', TDN,
      dict(short_term_tdm=dict(type='ShortTermTDM', input_mode='frames'),
           long_term_tdm=dict(type='LongTermTDM',
-                             temporal_operator='average')), {}, 5),
-    ('tdn-1a', 'difference (TDN)', TDN, {}, {}, 5),
+                             temporal_operator='average')), {}),
+    ('tdn-1a', 'difference (TDN)', TDN, {}, {}),
     ('tdrl', 'TIM (TSM init)', TDRL,
-     dict(enhancement_module=None, **NO_TD), dict(loss_td=None), 1),
-    ('tdrl', '+ PEM', TDRL, NO_TD, dict(loss_td=None), 1),
-    ('tdrl', '+ TD loss', TDRL, dict(enhancement_module=None), {}, 1),
-    ('tdrl', '+ PEM + TD loss (TDRL)', TDRL, {}, {}, 1),
-    ('tdn-td', 'TDN', TDN, {}, {}, 5),
-    ('tdn-td', 'TDN + TD loss', TDN_TD, {}, {}, 5),
+     dict(enhancement_module=None, **NO_TD), dict(loss_td=None)),
+    ('tdrl', '+ PEM', TDRL, NO_TD, dict(loss_td=None)),
+    ('tdrl', '+ TD loss', TDRL, dict(enhancement_module=None), {}),
+    ('tdrl', '+ PEM + TD loss (TDRL)', TDRL, {}, {}),
+    ('tdn-td', 'TDN', TDN, {}, {}),
+    ('tdn-td', 'TDN + TD loss', TDN_TD, {}, {}),
+    ('tsm-td', 'TSM', TSM, {}, {}),
+    ('tsm-td', 'TSM + TD loss', TSM_TD, {}, {}),
 )
 GROUPS = {
     'tdn-1e': 'TDN Table 1(e): temporal difference modules',
     'tdn-1a': 'TDN Table 1(a): temporal operator',
     'tdrl': 'TDRL: PEM and TD loss',
     'tdn-td': 'Neither paper: TD loss on TDN',
+    'tsm-td': 'Neither paper: TD loss on TSM',
 }
 # What each paper reports (higher is better), to read the table against.
 PAPER_ORDER = {
@@ -84,6 +96,7 @@ PAPER_ORDER = {
     'tdn-1a': 'averaging < difference',
     'tdrl': 'TIM < + PEM, + TD loss < both',
     'tdn-td': '(not reported)',
+    'tsm-td': '(not reported)',
 }
 
 
@@ -119,7 +132,7 @@ def unique_rows(groups):
     for row in ROWS:
         if row[0] not in groups:
             continue
-        key = (row[2], repr(row[3]), repr(row[4]), row[5])
+        key = (row[2], repr(row[3]), repr(row[4]))
         seen.setdefault(key, len(seen))
         rows.append((seen[key], row))
     return rows
@@ -143,11 +156,19 @@ def subset_train_list(args):
 
 def build_config(row, seed, args, work_dir):
     from mmengine.config import Config
-    from run_quickstart import schedule_overrides
-    _, _, config, backbone, head, clip_len = row
+
+    from mmaction_tdx.datasets.sampling_contract import (
+        SAMPLERS,
+        backbone_sampling,
+        check_sampling,
+    )
+    _, _, config, backbone, head = row
     cfg = Config.fromfile(config)
     cfg.model.backbone.update(copy.deepcopy(backbone))
     cfg.model.cls_head.update(copy.deepcopy(head))
+    # The frames per segment the row's backbone reads (e.g. 1 once the
+    # S-TDM is off), from the one sampling contract.
+    clip_len = backbone_sampling(cfg.model).frames_per_segment
     for loader in ('train_dataloader', 'test_dataloader'):
         dataset = cfg[loader].dataset
         split = 'train' if loader == 'train_dataloader' else 'val'
@@ -155,15 +176,15 @@ def build_config(row, seed, args, work_dir):
             osp.join(args.data_root, 'val_list.txt')
         dataset.data_prefix = dict(video=osp.join(args.data_root, 'videos'))
         for step in dataset.pipeline:
-            if step['type'] == 'SampleFrames':
+            if step['type'] in SAMPLERS:
                 step['clip_len'] = clip_len
         cfg[loader].persistent_workers = False
         if args.smoke:
             cfg[loader].num_workers = 0
-    # The quick-start schedule (warm-up epoch, cosine) over fewer epochs.
-    cfg.merge_from_dict(
-        schedule_overrides(cfg, 1 if args.smoke else args.epochs))
-    cfg.train_cfg.val_interval = 10**6  # scored below, on the test split
+    # The quick-start schedule (warm-up epoch, cosine to the end) is
+    # written relative to max_epochs: it follows.
+    cfg.train_cfg.max_epochs = 1 if args.smoke else args.epochs
+    cfg.train_cfg.val_interval = 10**6  # tested below, on the test split
     cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10**6)
@@ -172,31 +193,13 @@ def build_config(row, seed, args, work_dir):
     cfg.work_dir = work_dir
     cfg.experiment_name = osp.basename(work_dir)
     cfg.launcher = 'none'
+    check_sampling(cfg)
     return cfg
 
 
-def score(runner):
-    """Top-1 and direction accuracy of the trained model on the test
-    split (direction: among clips whose reversal pair is right)."""
-    import torch
-    model = runner.model
-    model.eval()
-    loader = runner.build_dataloader(runner.cfg.test_dataloader)
-    preds, labels = [], []
-    with torch.no_grad():
-        for data in loader:
-            for sample in model.test_step(data):
-                preds.append(int(sample.pred_score.argmax()))
-                labels.append(int(sample.gt_label.reshape(-1)[0]))
-    preds, labels = np.array(preds), np.array(labels)
-    same_pair = preds // 2 == labels // 2
-    direction = float(np.mean(preds[same_pair] == labels[same_pair])) \
-        if same_pair.any() else float('nan')
-    return dict(top1=float(np.mean(preds == labels)), direction=direction,
-                clips=len(labels))
-
-
 def train_one(row, seed, args):
+    """Train a row's model and test it: ``runner.test()``'s metrics (the
+    config's test_evaluator: ``acc/top1``, ``direction/acc``, ...)."""
     from mmengine.runner import Runner
     slug = f'{row[0]}-{row[1]}'.lower()
     slug = ''.join(c if c.isalnum() else '-' for c in slug).strip('-')
@@ -205,8 +208,11 @@ def train_one(row, seed, args):
     began = time.time()
     runner = Runner.from_cfg(cfg)
     runner.train()
-    result = score(runner)
-    result['seconds'] = time.time() - began
+    metrics = runner.test()
+    result = dict(top1=float(metrics['acc/top1']),
+                  direction=float(metrics['direction/acc']),
+                  clips=len(runner.test_dataloader.dataset),
+                  seconds=time.time() - began)
     # MMEngine keeps a logger per run name; close this run's file.
     for handler in list(runner.logger.handlers):
         if isinstance(handler, logging.FileHandler):

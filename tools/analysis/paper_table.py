@@ -20,7 +20,7 @@ Examples::
 Every model entry of ``configs/*/metafile.yml`` is one row of a table of
 the TDN or TDRL paper (``Metadata``: ``Paper Table``, ``Paper Row``). For
 each row :func:`check_rows` builds its config(s), counts the FLOPs of one
-test view with MMEngine's ``FlopAnalyzer`` (:mod:`mmaction_tdx.utils.flops`)
+test view with MMEngine's ``FlopAnalyzer`` (``tools/analysis/flops.py``)
 and the parameters, and compares them with the metafile:
 
 * ``FLOPs`` is the paper's number in G (multiply-adds) for the row's whole
@@ -57,8 +57,6 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 TOLERANCE = 0.03
 RESOLUTION = 224
-SAMPLERS = ('SampleFrames', 'DenseSampleFrames', 'SegmentSampleFrames',
-            'UniformSample')
 # Backbone arguments that do not change the test-time network: weight
 # sources, and TDRL's choice of which features feed the training-only TD
 # loss. Backbones differing only in these share one FLOPs count.
@@ -197,14 +195,6 @@ def format_params(params: int) -> str:
     return f'{params / 1e6:.2f}M'
 
 
-def _sampler(pipeline: Sequence[dict]) -> dict:
-    for step in pipeline:
-        if step.get('type') in SAMPLERS:
-            return step
-    raise ValueError('the val pipeline has no frame sampler (one of '
-                     f'{", ".join(SAMPLERS)})')
-
-
 def _strip(cfg, keys: Sequence[str]):
     """``cfg`` as plain data without ``keys`` at any depth."""
     if hasattr(cfg, 'items'):
@@ -225,7 +215,7 @@ class CostMeter:
         root (str): Repository root; config paths are relative to it.
         resolution (int): Square input size of a view. Defaults to 224.
         shape_only (bool): Count with
-            :func:`~mmaction_tdx.utils.flops.shape_only_layers`. Defaults
+            :func:`flops.shape_only_layers`. Defaults
             to True.
     """
 
@@ -250,8 +240,12 @@ class CostMeter:
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
 
-        # Importing the package registers our modules.
-        from mmaction_tdx.utils.flops import RecognizerFlops, head_flops
+        # flops.py is this tool's sibling in tools/analysis (developer
+        # tooling, not library code).
+        sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+        from flops import RecognizerFlops, head_flops
+
+        import mmaction_tdx  # noqa: F401  (registers our modules)
 
         path = osp.join(self.root, config)
         if not osp.isfile(path):
@@ -265,17 +259,26 @@ class CostMeter:
         model = MODELS.build(model_cfg)
         params = sum(p.numel() for p in model.parameters())
 
-        sampler = _sampler(cfg.val_dataloader.dataset.pipeline)
-        segments = int(sampler.get('num_clips', 1))
-        frames = segments * int(sampler.get('clip_len', 1))
-        backbone = model.backbone
-        if hasattr(backbone, 'num_segments'):
-            expected = backbone.num_segments * int(
-                getattr(backbone, 'frames_per_segment', 1))
-            if expected != frames:
-                raise ValueError(
-                    f'{config}: the val pipeline samples {frames} frames per '
-                    f'view but the backbone reads {expected}')
+        # One view, as the sampling contract defines it (the same rule as
+        # the runner's SamplingCheckHook).
+        from mmaction_tdx.datasets.sampling_contract import (
+            SAMPLERS,
+            backbone_sampling,
+            clip_sampling,
+            pipeline_problems,
+        )
+        pipeline = cfg.val_dataloader.dataset.pipeline
+        sampling = clip_sampling(pipeline)
+        if sampling is None:
+            raise ValueError(f'{config}: the val pipeline has no frame '
+                             f'sampler (one of {", ".join(SAMPLERS)})')
+        reads = backbone_sampling(model)
+        problems = pipeline_problems(pipeline, reads, 'val', model.cls_head,
+                                     'the val pipeline')
+        if problems:
+            raise ValueError(f'{config}: ' + ' '.join(problems))
+        segments = reads.num_segments or sampling.num_clips
+        frames = segments * sampling.clip_len
 
         key = json.dumps([
             cfg.model.type,

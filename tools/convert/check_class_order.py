@@ -72,6 +72,11 @@ def parse_args(argv=None):
         'validation pipeline, one view)')
     parser.add_argument('--max-videos', type=int, help='use the first N')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--no-strict',
+        action='store_true',
+        help='load a checkpoint that does not fit the model (missing, '
+        'unexpected or mismatched keys keep their initialisation)')
     return parser.parse_args(argv)
 
 
@@ -185,18 +190,21 @@ def score_videos(model, dataset, max_videos: Optional[int]):
 def main(argv=None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, REPO_ROOT)
-    from mmaction.apis import init_recognizer
     from mmengine import Config
-    from mmengine.runner import load_checkpoint
 
     import mmaction_tdx  # noqa: F401  (registers our modules)
+    from mmaction_tdx.apis import (
+        CheckpointMismatchError,
+        init_video_recognizer,
+    )
 
     cfg = Config.fromfile(args.config)
     try:
-        model = init_recognizer(cfg, None, device=args.device)
-        load_checkpoint(model, args.checkpoint, map_location='cpu',
-                        strict=True)
-    except (RuntimeError, KeyError, OSError) as err:
+        # Strict: a checkpoint of another model would be judged on a
+        # half-initialised network.
+        model = init_video_recognizer(
+            cfg, args.checkpoint, args.device, strict=not args.no_strict)
+    except (CheckpointMismatchError, KeyError, OSError, ValueError) as err:
         print(f'error: cannot load {args.checkpoint} into the model of '
               f'{args.config}: {err}', file=sys.stderr)
         return 1

@@ -5,9 +5,11 @@
         [--label-map LABELS.txt] [--top-k 5]
 
 The video is decoded (decord) and sampled by the config's test pipeline,
-exactly as for ``tools/test.py``; the frames go to onnxruntime as float32
-RGB 0-255 (the graph of ``export_onnx.py`` normalises them itself). No
-PyTorch model is built. Prints the top-k classes with their scores.
+exactly as for ``tools/test.py`` (a rawframe pipeline's ``RawFrameDecode``
+read as decord's, as ``export_onnx.py`` checks it); the frames go to
+onnxruntime as float32 RGB 0-255 (the graph of ``export_onnx.py``
+normalises them itself). No PyTorch model is built. Prints the top-k
+classes with their scores.
 """
 import argparse
 import os.path as osp
@@ -30,9 +32,11 @@ def video_array(config: str, video: str) -> np.ndarray:
     from mmaction_tdx.apis import load_config
     if not osp.isfile(video):
         raise FileNotFoundError(f'Video {video} does not exist.')
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from export_onnx import video_pipeline
     cfg = load_config(config)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
-    data = Compose(cfg.test_pipeline)(
+    data = Compose(video_pipeline(cfg.test_pipeline))(
         dict(filename=video, label=-1, start_index=0, modality='RGB'))
     return data['inputs'].numpy().astype(np.float32)[None]
 

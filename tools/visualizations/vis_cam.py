@@ -55,6 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--out-filename', required=True, help='PNG to write')
     parser.add_argument('--device', default='cpu', help="e.g. 'cuda:0'")
     parser.add_argument(
+        '--no-strict',
+        action='store_true',
+        help='load checkpoints that do not fit the model (missing, '
+        'unexpected or mismatched keys keep their initialisation)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='override settings of every config, xxx=yyy')
     return parser.parse_args(argv)
@@ -66,7 +71,8 @@ def explain(name, config, checkpoint, args, labels):
     from mmaction_tdx.visualization import SegmentGradCAM, segment_frames
     checkpoint = None if checkpoint.lower() == 'none' else checkpoint
     model = init_video_recognizer(config, checkpoint, args.device,
-                                  args.cfg_options)
+                                  args.cfg_options,
+                                  strict=not args.no_strict)
     data = video_inputs(model, args.video)
     cam = SegmentGradCAM(model, args.target_layer_name)
     try:

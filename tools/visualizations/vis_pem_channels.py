@@ -36,6 +36,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--k', type=int, default=10, help='channels per map (default 10)')
     parser.add_argument('--device', default='cpu', help="e.g. 'cuda:0'")
     parser.add_argument(
+        '--no-strict',
+        action='store_true',
+        help='load checkpoints that do not fit the model (missing, '
+        'unexpected or mismatched keys keep their initialisation)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='override config settings, xxx=yyy')
     return parser.parse_args(argv)
@@ -44,7 +49,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmaction_tdx  # noqa: F401
-    from mmaction_tdx.apis import init_video_recognizer, video_inputs
+    from mmaction_tdx.apis import (
+        CheckpointMismatchError,
+        init_video_recognizer,
+        video_inputs,
+    )
     from mmaction_tdx.visualization import (
         capture_inputs,
         get_module,
@@ -56,13 +65,15 @@ def main(argv=None) -> int:
         args.checkpoint
     try:
         model = init_video_recognizer(args.config, checkpoint, args.device,
-                                      args.cfg_options)
+                                      args.cfg_options,
+                                      strict=not args.no_strict)
         data = video_inputs(model, args.video)
         block = get_module(model, args.block)
         num_segments = model.backbone.num_segments
         x = capture_inputs(model, data, [args.block])[args.block]
         maps = pem_channel_maps(block, x[:num_segments], k=args.k)
-    except (OSError, KeyError, TypeError, ValueError) as err:
+    except (OSError, KeyError, TypeError, ValueError,
+            CheckpointMismatchError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     frames = segment_frames(data['inputs'][0], x.shape[0])[:num_segments]

@@ -43,6 +43,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='average the first ratio*C channels (default 1.0: all)')
     parser.add_argument('--device', default='cpu', help="e.g. 'cuda:0'")
     parser.add_argument(
+        '--no-strict',
+        action='store_true',
+        help='load checkpoints that do not fit the model (missing, '
+        'unexpected or mismatched keys keep their initialisation)')
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, default={},
         help='override settings of both configs, xxx=yyy')
     return parser.parse_args(argv)
@@ -59,7 +64,8 @@ def model_rows(config, checkpoint, args, tag):
     )
     checkpoint = None if checkpoint.lower() == 'none' else checkpoint
     model = init_video_recognizer(config, checkpoint, args.device,
-                                  args.cfg_options)
+                                  args.cfg_options,
+                                  strict=not args.no_strict)
     data = video_inputs(model, args.video)
     num_segments = model.backbone.num_segments
     x = capture_inputs(model, data, [args.block])[args.block]
@@ -74,11 +80,13 @@ def model_rows(config, checkpoint, args, tag):
 def main(argv=None) -> int:
     args = parse_args(argv)
     import mmaction_tdx  # noqa: F401
+    from mmaction_tdx.apis import CheckpointMismatchError
     from mmaction_tdx.visualization import save_image_grid
     try:
         _, rows_without = model_rows(*args.without, args, 'w/o TD loss')
         frames, rows_with = model_rows(*args.with_td, args, 'w/ TD loss')
-    except (OSError, KeyError, TypeError, ValueError) as err:
+    except (OSError, KeyError, TypeError, ValueError,
+            CheckpointMismatchError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     save_image_grid(

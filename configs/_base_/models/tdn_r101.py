@@ -19,11 +19,12 @@ model = dict(
         depth=101,
         num_segments=8,
         norm_eval=False),
-    # TSNHead averages the features of all test views before its classifier;
-    # the configs/tdn configs use ViewConsensusTSNHead, which scores each
-    # view and averages the views' softmax, as the release tests.
+    # TSNHead with the consensus per test view: each view (clip x crop) is
+    # scored and average_clips='prob' averages the views' softmax, as the
+    # release tests; segments_per_view is the backbone's num_segments.
+    # With one view it is TSNHead.
     cls_head=dict(
-        type='TSNHead',
+        type='ViewConsensusTSNHead',
         num_classes=400,
         in_channels=2048,
         spatial_type='avg',

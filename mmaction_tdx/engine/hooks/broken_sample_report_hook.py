@@ -10,6 +10,8 @@ from mmengine.dist import all_gather_object
 from mmengine.evaluator import BaseMetric, DumpResults
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
 
 from mmaction_tdx.datasets.broken_samples import NUM_PATHS_IN_ERROR
 from mmaction_tdx.datasets.robust_video_dataset import (
@@ -33,6 +35,14 @@ class BrokenSampleReportHook(Hook):
     run has met, and raises ``BrokenDataError`` if they exceed the
     dataset's ``max_broken_fraction`` (the dataset raises by itself as soon
     as it notices; this is the end-of-epoch check).
+
+    Before training (train and val datasets) and testing it checks every
+    label of the lists against the model's ``cls_head.num_classes``: a label
+    out of range stops the run there, naming each line (``file:line``) and
+    the fix, instead of an ``IndexError`` mid-epoch (training) or a silent
+    miss (testing).
+
+    The per-epoch line is logged only for epochs in which a load failed.
 
     In val/test a broken sample is replaced by the next one (a batch cannot
     have a hole), marked as a replacement. Before each val/test epoch the
@@ -61,6 +71,28 @@ class BrokenSampleReportHook(Hook):
         self.record_dir = record_dir
         self._events_at_epoch_start: Dict[int, int] = {}
         self._warned_modes = set()
+
+    def before_train(self, runner) -> None:
+        self._check_labels(runner, 'train')
+        # Built before `before_train` when the config has a val loop.
+        if isinstance(getattr(runner, '_val_loop', None), BaseLoop):
+            self._check_labels(runner, 'val')
+
+    def before_test(self, runner) -> None:
+        self._check_labels(runner, 'test')
+
+    def _check_labels(self, runner, mode: str) -> None:
+        """Stop before the loop if a label of ``mode``'s lists is not a
+        class of the model's head."""
+        model = runner.model.module if is_model_wrapper(runner.model) \
+            else runner.model
+        num_classes = getattr(getattr(model, 'cls_head', None),
+                              'num_classes', None)
+        if not isinstance(num_classes, int):
+            return  # no classification head to check against
+        for dataset in self._datasets(runner, mode):
+            dataset.check_label_range(num_classes,
+                                      'model.cls_head.num_classes')
 
     def before_train_epoch(self, runner) -> None:
         self._before_epoch(runner, 'train')
@@ -128,10 +160,8 @@ class BrokenSampleReportHook(Hook):
                 f'{type(dataset).__name__} {dataset.ann_file}')
             if num_broken:
                 message += f'; listed in {record.file}'
-            if hits:
+            if hits:  # quiet on epochs without failures
                 runner.logger.warning(message)
-            else:
-                runner.logger.info(message)
             error = dataset.broken_fraction_error()
             if error is not None:
                 raise error

@@ -12,54 +12,46 @@ official release (``MCG-NJU/TDN``, ``ops/tdn_net.py`` and
 ``ops/base_module.py``).
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import inspect
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmaction.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
+from mmaction.models.backbones.resnet import BasicBlock, Bottleneck
 from mmaction.registry import MODELS
 from mmcv.cnn import fuse_conv_bn
 from mmengine.logging import MMLogger, print_log
 from mmengine.model import BaseModule
 from mmengine.runner.checkpoint import CheckpointLoader
-from torch.utils import checkpoint as cp
 
 from ..common.long_term_tdm import LongTermTDM
 from ..common.short_term_tdm import ShortTermTDM
-from ..utils.aux_outputs import (
-    TD_FEATURES,
-    AuxOutputsMixin,
-    returns_aux_outputs,
-)
 from ..utils.tdn_checkpoint import torchvision_resnet_key
-from .resnet_args import check_resnet_stage_args
+from .temporal_resnet import TDBlockMixin, TemporalResNet
 
 # Paper numbering (Sec. 3.4, Table 1(d)): stage 1 is the stem (conv1 and
 # max-pool), stages 2-5 are ``layer1``-``layer4``.
 STEM_STAGE = 1
 NUM_PAPER_STAGES = 5
+DEFAULT_SHORT_TERM_TDM = dict(type='ShortTermTDM')
 
 
-class LongTermUnitMixin:
+class LongTermUnitMixin(TDBlockMixin):
     """Runs a block's long-term unit (L-TDM, temporal modules) after
-    ``conv1``, as the release's ``BottleneckShift`` does."""
+    ``conv1``, as the release's ``BottleneckShift`` does; the unit's output
+    is the block's TD features."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.ltdm: Optional[nn.Module] = None
         self.temporal: Optional[nn.Module] = None
-        self.with_td = False
 
-    def attach_long_term(self,
-                         ltdm: Optional[nn.Module],
-                         temporal: Optional[nn.Module],
-                         with_td: bool = False) -> None:
+    def attach_long_term(self, ltdm: Optional[nn.Module],
+                         temporal: Optional[nn.Module]) -> None:
         """Insert ``ltdm`` then ``temporal`` after ``conv1``; either may be
-        None (no such unit). ``with_td``: the block can return the unit's
-        output as TD features (``forward(x, return_td=True)``)."""
+        None (no such unit)."""
         self.ltdm = ltdm
         self.temporal = temporal
-        self.with_td = with_td
 
     def long_term(self, out: torch.Tensor) -> torch.Tensor:
         """``(N*T, C, H, W) -> (N*T, C, H, W)``; identity if unattached."""
@@ -73,46 +65,28 @@ class LongTermUnitMixin:
 class TDNBottleneck(LongTermUnitMixin, Bottleneck):
     """MMAction2's Bottleneck with the long-term unit after ``conv1``."""
 
-    def forward(self, x: torch.Tensor, return_td: bool = False
-                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """``(N*T, C_in, H, W) -> (N*T, C_out, H', W')``; with
-        ``return_td`` also the long-term unit's output (the TD features),
-        ``(N*T, C_mid, H, W)``."""
-
-        def _inner_forward(x):
-            identity = x
-            out = self.conv1(x)
-            td_features = self.long_term(out)
-            out = self.conv2(td_features)
-            out = self.conv3(out)
-            if self.downsample is not None:
-                identity = self.downsample(x)
-            return out + identity, td_features
-
-        if self.with_cp and x.requires_grad:
-            out, td_features = cp.checkpoint(
-                _inner_forward, x, use_reentrant=False)
-        else:
-            out, td_features = _inner_forward(x)
-        out = self.relu(out)
-        return (out, td_features) if return_td else out
+    def forward_td(self, x: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(N*T, C_in, H, W)`` -> the block before its ReLU,
+        ``(N*T, C_out, H', W')``, and the long-term unit's output (the TD
+        features), ``(N*T, C_mid, H, W)``."""
+        td_features = self.long_term(self.conv1(x))
+        out = self.conv3(self.conv2(td_features))
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity, td_features
 
 
 class TDNBasicBlock(LongTermUnitMixin, BasicBlock):
     """MMAction2's BasicBlock (ResNet-18/34) with the long-term unit after
     ``conv1``; for quick experiments, the release has no such model."""
 
-    def forward(self, x: torch.Tensor, return_td: bool = False
-                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """As :meth:`TDNBottleneck.forward`."""
-        identity = x
-        out = self.conv1(x)
-        td_features = self.long_term(out)
+    def forward_td(self, x: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`TDNBottleneck.forward_td`."""
+        td_features = self.long_term(self.conv1(x))
         out = self.conv2(td_features)
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out = self.relu(out + identity)
-        return (out, td_features) if return_td else out
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity, td_features
 
 
 def _as_cfg_list(cfg: Union[None, dict, Sequence[dict]]) -> List[dict]:
@@ -124,7 +98,7 @@ def _as_cfg_list(cfg: Union[None, dict, Sequence[dict]]) -> List[dict]:
 
 
 @MODELS.register_module()
-class ResNetTDN(AuxOutputsMixin, ResNet):
+class ResNetTDN(TemporalResNet):
     """TDN-ResNet backbone (Sec. 3.4), the official release by default.
 
     Input: one entry per segment, ``(N*T, L*3, H, W)``: each of the ``T``
@@ -189,12 +163,12 @@ class ResNetTDN(AuxOutputsMixin, ResNet):
             the end) of the blocks whose long-term unit output (the input
             of ``conv2``: L-TDM, then temporal module) is handed to the
             head's ``TemporalDiversityLoss``, as ``ResNetTDRL``'s
-            ``td_blocks``. In training mode, after
-            ``request_aux_outputs(('td_features',))``, ``forward`` returns
-            ``(features, {'td_features': [z, ...]})``, one
-            ``(N*T, C_mid, H', W')`` tensor per chosen block in network
-            order; otherwise the plain features. The blocks must have a
-            long-term unit. Defaults to ``((), (), (), ())`` (none).
+            ``td_blocks``: after ``request_aux_outputs(('td_features',))``,
+            :meth:`forward_with_aux` returns ``(features, {'td_features':
+            [z, ...]})``, one ``(N*T, C_mid, H', W')`` tensor per chosen
+            block in network order; ``forward`` always returns the plain
+            features. The blocks must have a long-term unit. Defaults to
+            ``((), (), (), ())`` (none).
         **kwargs: Other arguments of MMAction2's ``ResNet`` (``norm_eval``,
             ``partial_bn``, ``frozen_stages``, ``with_cp``, ...).
             ``torchvision_pretrain`` must stay True (its default).
@@ -206,8 +180,6 @@ class ResNetTDN(AuxOutputsMixin, ResNet):
         ``(N*V*T, L*3, H, W) -> (N*V*T, C_out, H/32, W/32)``.
     """
 
-    supported_aux_outputs = (TD_FEATURES, )
-
     arch_settings = {
         18: (TDNBasicBlock, (2, 2, 2, 2)),
         34: (TDNBasicBlock, (3, 4, 6, 3)),
@@ -216,10 +188,48 @@ class ResNetTDN(AuxOutputsMixin, ResNet):
         152: (TDNBottleneck, (3, 8, 36, 3)),
     }
 
+    @classmethod
+    def sampling_of(cls,
+                    num_segments: int = 8,
+                    short_term_tdm: Optional[dict] = DEFAULT_SHORT_TERM_TDM,
+                    frames_per_segment: Optional[int] = None,
+                    **cfg) -> Tuple[int, int]:
+        """``(T, L)``: ``L`` is the S-TDM's ``frames_per_segment`` (5 by
+        default), or ``frames_per_segment`` (1 if None) without an S-TDM.
+
+        Raises:
+            ValueError: if ``frames_per_segment`` contradicts the S-TDM's or
+                is not a positive odd integer.
+        """
+        num_segments, _ = super().sampling_of(num_segments)
+        frames = 1 if frames_per_segment is None else frames_per_segment
+        if short_term_tdm is not None:
+            # The S-TDM's own setting, else ours (filled in), else its
+            # default.
+            stdm_frames = short_term_tdm.get('frames_per_segment',
+                                             frames_per_segment)
+            if stdm_frames is None:
+                stdm_type = short_term_tdm['type']
+                stdm_type = (stdm_type if isinstance(stdm_type, type) else
+                             MODELS.get(stdm_type))
+                stdm_frames = inspect.signature(stdm_type).parameters[
+                    'frames_per_segment'].default
+            if frames_per_segment not in (None, stdm_frames):
+                raise ValueError(
+                    f'{cls.__name__}: frames_per_segment={frames_per_segment}'
+                    f' but the S-TDM takes {stdm_frames} frames per segment; '
+                    'set one value.')
+            frames = stdm_frames
+        if not isinstance(frames, int) or frames < 1 or frames % 2 == 0:
+            raise ValueError(
+                f'{cls.__name__}: frames_per_segment must be a positive odd '
+                f'integer (a centre frame must exist), got {frames!r}.')
+        return num_segments, frames
+
     def __init__(self,
                  depth: int,
                  num_segments: int = 8,
-                 short_term_tdm: Optional[dict] = dict(type='ShortTermTDM'),
+                 short_term_tdm: Optional[dict] = DEFAULT_SHORT_TERM_TDM,
                  short_term_stages: Sequence[int] = (1, 2),
                  long_term_tdm: Optional[dict] = dict(type='LongTermTDM'),
                  temporal_module: Union[None, dict, Sequence[dict]] = dict(
@@ -238,15 +248,14 @@ class ResNetTDN(AuxOutputsMixin, ResNet):
                 f'{name} loads `pretrained` as a torchvision-layout ImageNet '
                 'ResNet; torchvision_pretrain=False is not supported. Use '
                 'load_from for checkpoints of this model.')
-        if not isinstance(num_segments, int) or num_segments < 1:
-            raise ValueError(f'{name}: num_segments must be a positive '
-                             f'integer, got {num_segments!r}.')
-        check_resnet_stage_args(
-            name,
-            out_indices=kwargs.get('out_indices', (3, )),
-            frozen_stages=kwargs.get('frozen_stages', -1))
-        super().__init__(depth, pretrained=pretrained, **kwargs)
-        self.num_segments = num_segments
+        super().__init__(
+            depth,
+            num_segments,
+            sampling_cfg=dict(
+                short_term_tdm=short_term_tdm,
+                frames_per_segment=frames_per_segment),
+            pretrained=pretrained,
+            **kwargs)
         self.short_term_stages = self._check_short_term_stages(
             short_term_stages if short_term_tdm is not None else ())
         self.long_term_stages = self._check_long_term_stages(
@@ -254,42 +263,27 @@ class ResNetTDN(AuxOutputsMixin, ResNet):
 
         self.stdm = None
         if short_term_tdm is not None:
-            cfg = copy.deepcopy(short_term_tdm)
-            cfg.setdefault('num_segments', num_segments)
-            cfg.setdefault('depth', depth)
-            cfg.setdefault('num_fused_stages', len(self.short_term_stages))
-            cfg.setdefault('conv_cfg', self.conv_cfg)
-            cfg.setdefault('norm_cfg', self.norm_cfg)
-            cfg.setdefault('act_cfg', self.act_cfg)
-            cfg.setdefault('with_cp', self.with_cp)
-            if frames_per_segment is not None:
-                cfg.setdefault('frames_per_segment', frames_per_segment)
-            self.stdm = MODELS.build(cfg)
-            if cfg['num_fused_stages'] != len(self.short_term_stages):
+            fused = len(self.short_term_stages)
+            if short_term_tdm.get('num_fused_stages', fused) != fused:
                 raise ValueError(
                     f'{name}: short_term_tdm.num_fused_stages='
-                    f"{cfg['num_fused_stages']} contradicts short_term_stages="
-                    f'{tuple(self.short_term_stages)}; set only the latter.')
-            stdm_frames = self.stdm.frames_per_segment
-            if frames_per_segment not in (None, stdm_frames):
-                raise ValueError(
-                    f'{name}: frames_per_segment={frames_per_segment} but '
-                    f'the S-TDM takes {stdm_frames} frames per segment; set '
-                    'one value.')
-            frames_per_segment = stdm_frames
-        elif frames_per_segment is None:
-            frames_per_segment = 1
-        if not isinstance(frames_per_segment, int) or frames_per_segment < 1 \
-                or frames_per_segment % 2 == 0:
-            raise ValueError(
-                f'{name}: frames_per_segment must be a positive odd integer '
-                f'(a centre frame must exist), got {frames_per_segment!r}.')
-        self.frames_per_segment = frames_per_segment
+                    f"{short_term_tdm['num_fused_stages']} contradicts "
+                    f'short_term_stages={tuple(self.short_term_stages)}; set '
+                    'only the latter.')
+            cfg = copy.deepcopy(short_term_tdm)
+            for key, value in dict(
+                    num_segments=self.num_segments, depth=depth,
+                    num_fused_stages=fused,
+                    frames_per_segment=self.frames_per_segment,
+                    conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg,
+                    act_cfg=self.act_cfg, with_cp=self.with_cp).items():
+                cfg.setdefault(key, value)
+            self.stdm = MODELS.build(cfg)
 
         self.long_term_tdm = copy.deepcopy(long_term_tdm)
         self.temporal_module = copy.deepcopy(temporal_module)
-        self.td_blocks = self._resolve_td_blocks(td_blocks)
         self._attach_long_term_units()
+        self.td_blocks = self._resolve_td_blocks(td_blocks)
         self.deploy = False
 
     @staticmethod
@@ -318,162 +312,58 @@ class ResNetTDN(AuxOutputsMixin, ResNet):
                 f'{tuple(stages)}.')
         return stages
 
-    def _resolve_td_blocks(self, td_blocks) -> Tuple[Tuple[int, ...], ...]:
-        """Sorted non-negative block indices per stage, each a block with a
-        long-term unit."""
-        name = type(self).__name__
-        if not isinstance(td_blocks, (list, tuple)) or \
-                len(td_blocks) != self.num_stages:
-            raise ValueError(
-                f'{name}: `td_blocks` needs one entry (a tuple of block '
-                f'indices) per residual stage, i.e. {self.num_stages}, got '
-                f'{td_blocks!r}. Use e.g. ((), (), (), (-1,)).')
+    def _check_td_stage(self, stage: int, indices: List[int]) -> None:
+        """TD features are a long-term unit's output."""
         has_unit = self.long_term_tdm is not None or bool(
             _as_cfg_list(self.temporal_module))
-        resolved = []
-        for stage, (indices, num_blocks) in enumerate(
-                zip(td_blocks, self.stage_blocks)):
-            chosen = set()
-            for index in indices:
-                if not isinstance(index, int) or isinstance(index, bool) \
-                        or not -num_blocks <= index < num_blocks:
-                    raise ValueError(
-                        f'{name}: `td_blocks[{stage}]` holds {index!r}, but '
-                        f'layer{stage + 1} of ResNet-{self.depth} has '
-                        f'{num_blocks} blocks; use indices in '
-                        f'[{-num_blocks}, {num_blocks - 1}].')
-                chosen.add(index % num_blocks)
-            if chosen and (stage + 2 not in self.long_term_stages
-                           or not has_unit):
-                raise ValueError(
-                    f'{name}: `td_blocks[{stage}]` picks blocks of '
-                    f'layer{stage + 1} (paper stage {stage + 2}), which have '
-                    'no long-term unit (L-TDM or temporal module) whose '
-                    f'output could be the TD features (long_term_stages='
-                    f'{tuple(self.long_term_stages)}). Pick blocks of the '
-                    'long-term stages or add the stage to long_term_stages.')
-            resolved.append(tuple(sorted(chosen)))
-        return tuple(resolved)
-
-    def check_aux_request(self, names: Tuple[str, ...]) -> None:
-        """Reject TD features this backbone cannot provide (see
-        :class:`~mmaction_tdx.models.utils.aux_outputs.AuxOutputsMixin`).
-        """
-        name = type(self).__name__
-        if TD_FEATURES in names and not any(self.td_blocks):
+        if stage + 2 not in self.long_term_stages or not has_unit:
             raise ValueError(
-                f'The head asks for TD features (it has `loss_td`), but '
-                f'{name} was built without `td_blocks`. Set e.g. '
-                '`td_blocks=((), (-1,), (-1,), (-1,))` (the last block of '
-                'paper stages 3-5), or remove `loss_td` from the head.')
-        if TD_FEATURES in names and self.num_segments < 2:
-            raise ValueError(
-                'The head asks for TD features (it has `loss_td`, the '
-                'Temporal Diversity loss, which compares pairs of segments), '
-                f'but {name} was built with num_segments='
-                f'{self.num_segments}. Set `model.backbone.num_segments` (and '
-                'SampleFrames(num_clips=...)) to 2 or more, or remove '
-                '`loss_td` from the head.')
+                f'{type(self).__name__}: `td_blocks[{stage}]` picks blocks '
+                f'of layer{stage + 1} (paper stage {stage + 2}), which have '
+                'no long-term unit (L-TDM or temporal module) whose '
+                f'output could be the TD features (long_term_stages='
+                f'{tuple(self.long_term_stages)}). Pick blocks of the '
+                'long-term stages or add the stage to long_term_stages.')
 
     def _attach_long_term_units(self) -> None:
         """Give every block of the long-term stages its L-TDM and temporal
         module(s), built for the block's ``conv1`` output channels."""
-        temporal_cfgs = _as_cfg_list(self.temporal_module)
         for stage in self.long_term_stages:
-            for index, block in enumerate(getattr(self, f'layer{stage - 1}')):
+            for block in getattr(self, f'layer{stage - 1}'):
                 channels = block.conv1.conv.out_channels
-                ltdm = None
-                if self.long_term_tdm is not None:
-                    cfg = copy.deepcopy(self.long_term_tdm)
-                    cfg.setdefault('in_channels', channels)
-                    cfg.setdefault('num_segments', self.num_segments)
-                    cfg.setdefault('conv_cfg', self.conv_cfg)
-                    cfg.setdefault('norm_cfg', self.norm_cfg)
-                    ltdm = MODELS.build(cfg)
-                temporal = []
-                for tcfg in temporal_cfgs:
-                    tcfg = copy.deepcopy(tcfg)
-                    tcfg.setdefault('in_channels', channels)
-                    tcfg.setdefault('num_segments', self.num_segments)
-                    temporal.append(MODELS.build(tcfg))
+                ltdm = self._build_module(
+                    self.long_term_tdm, channels,
+                    conv_cfg=self.conv_cfg, norm_cfg=self.norm_cfg)
+                temporal = [
+                    self._build_module(cfg, channels)
+                    for cfg in _as_cfg_list(self.temporal_module)
+                ]
                 if not temporal:
                     temporal = None
                 elif len(temporal) == 1:
                     temporal = temporal[0]
                 else:
                     temporal = nn.Sequential(*temporal)
-                block.attach_long_term(
-                    ltdm, temporal, index in self.td_blocks[stage - 2])
+                block.attach_long_term(ltdm, temporal)
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        """Check ``(N*T, L*3, H, W)``, naming the fix."""
-        name = type(self).__name__
-        per_segment = self.frames_per_segment
-        channels = self.in_channels * per_segment
-        layout = (f'(N*T, {channels}, H, W): the {per_segment} frame(s) of '
-                  'each segment stacked on channels')
-        if x.dim() != 4 or x.shape[1] != channels:
-            fix = ''
-            if x.dim() == 4 and x.shape[1] == self.in_channels:
-                fix = (f' Frames given as (N*T*{per_segment}, '
-                       f'{self.in_channels}, H, W) stack with `x.view(-1, '
-                       f'{channels}, *x.shape[-2:])` (the same memory); '
-                       'SegmentRecognizer2D does this.')
-            raise ValueError(
-                f'{name} (frames_per_segment={per_segment}) takes {layout}, '
-                f'got a tensor of shape {tuple(x.shape)}.{fix}')
-        if x.shape[0] % self.num_segments != 0:
-            interval = ', frame_interval=1' if per_segment > 1 else ''
-            raise ValueError(
-                f'{name} was built with num_segments={self.num_segments}, '
-                f'but got {x.shape[0]} segments in total, which is not a '
-                'whole number of clips. Sample with `SampleFrames(clip_len='
-                f'{per_segment}{interval}, num_clips={self.num_segments})` '
-                '(and the same num_clips in test), or set num_segments to '
-                'the number of segments sampled.')
-
-    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, tuple]:
-        """Extract one feature map per segment.
-
-        Args:
-            x (Tensor): ``(N*T, L*3, H, W)``, the ``L`` consecutive frames
-                of each segment stacked on channels.
-
-        Returns:
-            Tensor | tuple: ``(N*T, C, H/32, W/32)`` (or the stages in
-            ``out_indices``); in training mode with requested TD features,
-            ``(that, {'td_features': [z, ...]})``.
-        """
-        self._check_input(x)
-        with_td = returns_aux_outputs(self)
+    def _forward_stem(self, x: torch.Tensor) -> Tuple[torch.Tensor, Any]:
+        """The stem on the centre frame, fused with the S-TDM's first
+        motion features; the rest of them is the state for
+        :meth:`_fuse_stage`."""
         start = self.in_channels * (self.frames_per_segment // 2)
         centre = x[:, start:start + self.in_channels]
         motions = self.stdm(x) if self.stdm is not None else []
-
         x = self.maxpool(self.conv1(centre))
         if motions:
             x = self.stdm.fuse(x, motions[0])
-        outs, td_features = [], []
-        for i, layer_name in enumerate(self.res_layers):
-            res_layer = getattr(self, layer_name)
-            if with_td and self.td_blocks[i]:
-                # Block by block, to collect the declared TD outputs.
-                for block in res_layer:
-                    if block.with_td:
-                        x, z = block(x, return_td=True)
-                        td_features.append(z)
-                    else:
-                        x = block(x)
-            else:
-                x = res_layer(x)
-            if i + 1 < len(motions):
-                x = self.stdm.fuse(x, motions[i + 1])
-            if i in self.out_indices:
-                outs.append(x)
-        feats = outs[0] if len(outs) == 1 else tuple(outs)
-        if with_td:
-            return feats, {TD_FEATURES: td_features}
-        return feats
+        return x, motions
+
+    def _fuse_stage(self, stage: int, x: torch.Tensor,
+                    motions: List[torch.Tensor]) -> torch.Tensor:
+        """Fuse the S-TDM's motion features into stages 2-3 if chosen."""
+        if stage + 1 < len(motions):
+            x = self.stdm.fuse(x, motions[stage + 1])
+        return x
 
     def switch_to_deploy(self) -> None:
         """Reparameterise for inference, once: fold every BN (with its

@@ -1,24 +1,16 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """ResNet with TDRL blocks (Weng et al., ECCV 2020, Sec. 3 and 4.2)."""
 import copy
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmaction.models.backbones.resnet import ResNet
 from mmaction.registry import MODELS
-from torch.utils import checkpoint as cp
 
-from ..common.temporal_modules import check_segment_batch
-from ..utils.aux_outputs import (
-    TD_FEATURES,
-    AuxOutputsMixin,
-    returns_aux_outputs,
-)
-from .resnet_args import check_resnet_stage_args
+from .temporal_resnet import TDBlockMixin, TemporalResNet
 
 
-class TDRLBlock(nn.Module):
+class TDRLBlock(TDBlockMixin, nn.Module):
     """A ResNet block whose residual branch starts with TDRL's temporal path.
 
     Residual branch: ``[PEM] -> TM -> ResConv`` (default, Fig. 2) or
@@ -93,40 +85,31 @@ class TDRLBlock(nn.Module):
             x = self.enhancement(x)
         return x, td_features
 
-    def forward(self, x: torch.Tensor, return_td: bool = False
-                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        """``(N*T, C_in, H, W)`` -> features, plus the TD features if
-        ``return_td``."""
-
-        def _inner_forward(x):
-            out, td_features = self.temporal_path(x)
-            out = self.conv2(self.conv1(out))
-            if self.conv3 is not None:
-                out = self.conv3(out)
-            identity = x if self.downsample is None else self.downsample(x)
-            return out + identity, td_features
-
-        if self.with_cp and x.requires_grad:
-            out, td_features = cp.checkpoint(
-                _inner_forward, x, use_reentrant=False)
-        else:
-            out, td_features = _inner_forward(x)
-        out = self.relu(out)
-        return (out, td_features) if return_td else out
+    def forward_td(self, x: torch.Tensor
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(N*T, C_in, H, W)`` -> the block before its ReLU and the TD
+        features (checkpointing and ReLU: :class:`TDBlockMixin`)."""
+        out, td_features = self.temporal_path(x)
+        out = self.conv2(self.conv1(out))
+        if self.conv3 is not None:
+            out = self.conv3(out)
+        identity = x if self.downsample is None else self.downsample(x)
+        return out + identity, td_features
 
 
 @MODELS.register_module()
-class ResNetTDRL(AuxOutputsMixin, ResNet):
+class ResNetTDRL(TemporalResNet):
     """ResNet backbone of TDRL (Temporal Distinct Representation Learning).
 
     Every block becomes a :class:`TDRLBlock`: PEM (Sec. 3.2) and a temporal
     module (TM) in front of the block's convolutions (Fig. 2, Sec. 4.2).
     TDRL-B blocks additionally hand their TD features (Sec. 3.3) to the
-    head's ``TemporalDiversityLoss``: in training mode, after
-    ``request_aux_outputs(('td_features',))``, ``forward`` returns
-    ``(features, {'td_features': [z_1, ...]})``, one ``(N*T, C, H, W)``
-    tensor per TDRL-B block in network order. In eval mode, or when
-    nothing was requested, it returns the plain features and keeps nothing.
+    head's ``TemporalDiversityLoss``: after
+    ``request_aux_outputs(('td_features',))``, :meth:`forward_with_aux`
+    returns ``(features, {'td_features': [z_1, ...]})``, one
+    ``(N*T, C, H, W)`` tensor per TDRL-B block in network order;
+    ``forward`` always returns the plain features (see
+    :class:`~mmaction_tdx.models.backbones.temporal_resnet.TemporalResNet`).
 
     ``dict(type='ResNetTDRL', depth=50, num_segments=8)`` is the paper's
     model: PEM before TIM (TEINet's channel-wise temporal conv, kernel 3,
@@ -161,10 +144,11 @@ class ResNetTDRL(AuxOutputsMixin, ResNet):
             (negative ones count from the end) of its TDRL-B blocks.
             Defaults to ``((), (-1,), (-1,), (-1,))``.
         **kwargs: Arguments of MMAction2's ``ResNet``.
+
+    Shape:
+        ``(N*T, 3, H, W) -> (N*T, C_out, H/32, W/32)``.
     """
 
-    frames_per_segment = 1
-    supported_aux_outputs = (TD_FEATURES, )
     positions = ('before_tm', 'after_tm')
 
     def __init__(self,
@@ -179,118 +163,26 @@ class ResNetTDRL(AuxOutputsMixin, ResNet):
                  td_blocks: Sequence[Sequence[int]] = ((), (-1, ), (-1, ),
                                                       (-1, )),
                  **kwargs) -> None:
-        check_resnet_stage_args(
-            type(self).__name__,
-            num_stages=kwargs.get('num_stages', 4),
-            out_indices=kwargs.get('out_indices', (3, )),
-            frozen_stages=kwargs.get('frozen_stages', -1))
-        super().__init__(depth, **kwargs)
-        if not isinstance(num_segments, int) or num_segments < 1:
-            raise ValueError('ResNetTDRL: `num_segments` must be a positive '
-                             f'integer, got {num_segments!r}.')
         for value, arg in ((enhancement_position, 'enhancement_position'),
                            (td_position, 'td_position')):
             if value not in self.positions:
                 raise ValueError(f'ResNetTDRL: `{arg}` must be one of '
                                  f'{self.positions}, got {value!r}.')
-        self.num_segments = num_segments
+        super().__init__(depth, num_segments, **kwargs)
         self.temporal_module = copy.deepcopy(temporal_module)
         self.enhancement_module = copy.deepcopy(enhancement_module)
         self.enhancement_position = enhancement_position
         self.td_position = td_position
         self.td_blocks = self._resolve_td_blocks(td_blocks)
-        self._make_tdrl_blocks()
-
-    def _resolve_td_blocks(self, td_blocks) -> Tuple[Tuple[int, ...], ...]:
-        """Turn ``td_blocks`` into sorted non-negative indices per stage."""
-        if len(td_blocks) != self.num_stages:
-            raise ValueError(
-                f'ResNetTDRL: `td_blocks` needs one entry (a tuple of block '
-                f'indices) per stage, i.e. {self.num_stages}, got '
-                f'{td_blocks!r}. Use e.g. ((), (-1,), (-1,), (-1,)).')
-        resolved = []
-        for stage, (indices, num_blocks) in enumerate(
-                zip(td_blocks, self.stage_blocks)):
-            stage_indices = set()
-            for index in indices:
-                if not isinstance(index, int) or \
-                        not -num_blocks <= index < num_blocks:
-                    raise ValueError(
-                        f'ResNetTDRL: `td_blocks[{stage}]` holds {index!r}, '
-                        f'but layer{stage + 1} of ResNet-{self.depth} has '
-                        f'{num_blocks} blocks; use indices in '
-                        f'[{-num_blocks}, {num_blocks - 1}].')
-                stage_indices.add(index % num_blocks)
-            resolved.append(tuple(sorted(stage_indices)))
-        return tuple(resolved)
-
-    def _build_module(self, cfg: Optional[dict],
-                      in_channels: int) -> Optional[nn.Module]:
-        if cfg is None:
-            return None
-        cfg = copy.deepcopy(cfg)
-        cfg.setdefault('in_channels', in_channels)
-        cfg.setdefault('num_segments', self.num_segments)
-        return MODELS.build(cfg)
-
-    def _make_tdrl_blocks(self) -> None:
         for stage, layer_name in enumerate(self.res_layers):
             res_layer = getattr(self, layer_name)
             for index, block in enumerate(res_layer):
-                in_channels = block.conv1.in_channels
+                channels = block.conv1.in_channels
                 res_layer[index] = TDRLBlock(
                     block,
-                    enhancement=self._build_module(self.enhancement_module,
-                                                   in_channels),
-                    temporal=self._build_module(self.temporal_module,
-                                                in_channels),
-                    enhancement_position=self.enhancement_position,
-                    td_position=self.td_position,
+                    enhancement=self._build_module(enhancement_module,
+                                                   channels),
+                    temporal=self._build_module(temporal_module, channels),
+                    enhancement_position=enhancement_position,
+                    td_position=td_position,
                     with_td_loss=index in self.td_blocks[stage])
-
-    def check_aux_request(self, names: Tuple[str, ...]) -> None:
-        """Reject TD features this backbone cannot provide (see
-        :class:`~mmaction_tdx.models.utils.aux_outputs.AuxOutputsMixin`).
-        """
-        if TD_FEATURES in names and not any(self.td_blocks):
-            raise ValueError(
-                'The head asks for TD features (it has `loss_td`), but '
-                'ResNetTDRL has no TDRL-B block (`td_blocks` is empty). Set '
-                '`td_blocks`, e.g. ((), (-1,), (-1,), (-1,)), or remove '
-                '`loss_td` from the head.')
-        if TD_FEATURES in names and self.num_segments < 2:
-            raise ValueError(
-                'The head asks for TD features (it has `loss_td`, the '
-                'Temporal Diversity loss, which compares pairs of segments), '
-                f'but ResNetTDRL was built with num_segments='
-                f'{self.num_segments}. Set `model.backbone.num_segments` (and '
-                'SampleFrames(num_clips=...)) to 2 or more, e.g. 8, or '
-                'remove `loss_td` from the head.')
-
-    def forward(self, x: torch.Tensor) -> Union[torch.Tensor, tuple]:
-        """Extract features of ``(N*T, 3, H, W)`` frames.
-
-        Returns:
-            Tensor or tuple: As MMAction2's ``ResNet`` (e.g.
-            ``(N*T, 2048, H/32, W/32)`` for R50); in training mode with
-            requested TD features, ``(that, {'td_features': list})``.
-        """
-        check_segment_batch(x, self.num_segments, type(self).__name__)
-        with_td = returns_aux_outputs(self)
-        x = self.conv1(x)
-        x = self.maxpool(x)
-        outs, td_features = [], []
-        for i, layer_name in enumerate(self.res_layers):
-            for block in getattr(self, layer_name):
-                if with_td and block.with_td_loss:
-                    x, z = block(x, return_td=True)
-                    td_features.append(z)
-                else:
-                    x = block(x)
-            if i in self.out_indices:
-                outs.append(x)
-        feats = outs[0] if len(outs) == 1 else tuple(outs)
-        if with_td:
-            aux: Dict[str, list] = {TD_FEATURES: td_features}
-            return feats, aux
-        return feats

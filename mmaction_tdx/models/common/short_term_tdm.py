@@ -183,16 +183,6 @@ class ShortTermTDM(BaseModule):
             self.add_module(f'layer{i + 1}', layer)
             self.res_layers.append(f'layer{i + 1}')
 
-    def _check_frames(self, frames: torch.Tensor) -> None:
-        channels = 3 * self.frames_per_segment
-        if frames.dim() != 4 or frames.shape[1] != channels:
-            raise ValueError(
-                f'{type(self).__name__} expects frames of shape (N*T, '
-                f'{channels}, H, W) (the {self.frames_per_segment} RGB frames '
-                f'of each segment stacked on channels), got '
-                f'{tuple(frames.shape)}. Frames given as (N*T*L, 3, H, W) '
-                f'stack with `x.view(-1, {channels}, H, W)` (same memory).')
-
     def motion_input(self, frames: torch.Tensor) -> torch.Tensor:
         """Stack the segment's frame differences (or frames) on channels.
 
@@ -205,7 +195,6 @@ class ShortTermTDM(BaseModule):
             with channel order ``[I_2 - I_1, I_3 - I_2, ...]`` as in the
             release; the frames themselves for ``'frames'``.
         """
-        self._check_frames(frames)
         if self.input_mode == 'difference':
             return frames[:, 3:] - frames[:, :-3]
         return frames

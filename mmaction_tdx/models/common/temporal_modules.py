@@ -25,31 +25,6 @@ import torch.nn.functional as F
 from mmaction.registry import MODELS
 
 
-def check_segment_batch(x: torch.Tensor, num_segments: int,
-                        module_name: str) -> int:
-    """Check that ``x`` is ``(N*T, C, H, W)`` and return ``N``.
-
-    Args:
-        x (Tensor): Segment features, ``(N*T, C, H, W)``.
-        num_segments (int): ``T``, the segments per video.
-        module_name (str): Named in the error messages.
-    """
-    if x.dim() != 4:
-        raise ValueError(
-            f'{module_name} expects segment features of shape '
-            f'(N*T, C, H, W), but got a {x.dim()}-D tensor of shape '
-            f'{tuple(x.shape)}. Fold videos and segments into the first '
-            'axis, e.g. `x.view(-1, *x.shape[-3:])`.')
-    if x.shape[0] % num_segments != 0:
-        raise ValueError(
-            f'{module_name} was built with num_segments={num_segments}, but '
-            f'the input has {x.shape[0]} segments in total, which is not a '
-            f'multiple of {num_segments}. Sample num_segments clips per video '
-            '(`SampleFrames(num_clips=...)`) or set num_segments to the '
-            'number of segments the model receives.')
-    return x.shape[0] // num_segments
-
-
 def check_positive_int(value, name: str, module_name: str,
                         minimum: int = 1) -> None:
     if not isinstance(value, int) or isinstance(value, bool) \
@@ -95,7 +70,7 @@ class TemporalShift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shift ``(N*T, C, H, W)`` features along ``T``; same shape out."""
-        n = check_segment_batch(x, self.num_segments, type(self).__name__)
+        n = x.shape[0] // self.num_segments
         nt, c, h, w = x.shape
         fold = c // self.shift_div
         seq = x.view(n, self.num_segments, c, h * w)
@@ -205,18 +180,40 @@ class ChannelwiseTemporalConv(nn.Module):
         outside ``[0, T)``), i.e. ``self.conv`` applied to the sequence of
         ``T`` segments at every spatial position, computed as ``k``
         shifted multiply-adds over the features in their own
-        ``(N, T, C, H*W)`` layout.
+        ``(N, T, C, H*W)`` layout, in one of two equal ways:
+
+        * eager (:meth:`shifted_sum_in_place`): the multiply-adds
+          accumulate in place into slices of ``out``, a tensor created
+          here (never into ``x``): the fewest passes over memory;
+        * under ``torch.compile`` (:meth:`shifted_sum_padded`): ``x``
+          zero-padded along ``T`` and ``k`` shifted slices of it summed,
+          with no writes into slices. Inductor turns slice writes into
+          ``slice_scatter`` chains; fused with the producer of ``x``
+          (e.g. PEM's attention product) and inductor's channels-last
+          layout on CPUs, they compiled to kernels slower than eager
+          (TDRL-R50 742 vs 607 ms, docs/benchmark.md), while the padded
+          sum fuses into one pointwise kernel. In eager PyTorch the
+          padding is a full copy (2-20 times slower than the in-place
+          sum), hence the two forms.
 
         Why not ``self.conv`` itself: it needs ``T`` last, i.e. a
         transposed copy of the features in and out, around a convolution
         over sequences of only ``T`` steps; on a CPU that costs 2-4 times
-        the shifted sum. The multiply-adds accumulate into ``out``, a
-        tensor created here, never into ``x``.
+        the shifted sum.
         """
-        n = check_segment_batch(x, self.num_segments, type(self).__name__)
         nt, c, h, w = x.shape
         t = self.num_segments
-        seq = x.view(n, t, c, h * w)
+        seq = x.view(nt // t, t, c, h * w)
+        if torch.compiler.is_compiling():
+            out = self.shifted_sum_padded(seq)
+        else:
+            out = self.shifted_sum_in_place(seq)
+        return out.view(nt, c, h, w)
+
+    def shifted_sum_in_place(self, seq: torch.Tensor) -> torch.Tensor:
+        """The convolution of ``(N, T, C, L)`` segments along ``T``, as
+        in-place multiply-adds into slices of a new tensor."""
+        t = seq.shape[1]
         weight = self.conv.weight[:, 0, :, None]  # (C, k, 1)
         centre = self.kernel_size // 2
         out = seq * weight[:, centre]
@@ -227,7 +224,19 @@ class ChannelwiseTemporalConv(nn.Module):
                                      weight[:, centre - offset])
             out[:, :-offset].addcmul_(seq[:, offset:],
                                       weight[:, centre + offset])
-        return out.view(nt, c, h, w)
+        return out
+
+    def shifted_sum_padded(self, seq: torch.Tensor) -> torch.Tensor:
+        """The same convolution as padded shifted sums, without in-place
+        writes: ``out[:, t] = sum_j w[:, j] * pad(seq)[:, t + j]``."""
+        t = seq.shape[1]
+        weight = self.conv.weight[:, 0, :, None]  # (C, k, 1)
+        centre = self.kernel_size // 2
+        padded = F.pad(seq, (0, 0, 0, 0, centre, centre))
+        out = padded[:, :t] * weight[:, 0]
+        for j in range(1, self.kernel_size):
+            out = out + padded[:, j:j + t] * weight[:, j]
+        return out
 
     def extra_repr(self) -> str:
         return (f'num_segments={self.num_segments}, init={self.init!r}, '
@@ -291,7 +300,7 @@ class MotionEnhancementModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Excite ``(N*T, C, H, W)`` features channel-wise; same shape out.
         """
-        n = check_segment_batch(x, self.num_segments, type(self).__name__)
+        n = x.shape[0] // self.num_segments
         nt, c, h, w = x.shape
         t = self.num_segments
         x = x.view(n, t, c, h, w)

@@ -3,14 +3,21 @@
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
-from mmaction.models.heads import TSNHead
 from mmaction.registry import MODELS
 from mmaction.utils import ConfigType, SampleList
 
+from .view_consensus import ViewConsensusTSNHead
+
 
 @MODELS.register_module()
-class TSNTDHead(TSNHead):
-    """MMAction2's :class:`TSNHead` plus the Temporal Diversity loss.
+class TSNTDHead(ViewConsensusTSNHead):
+    """MMAction2's :class:`TSNHead` plus the Temporal Diversity loss,
+    scoring every test view on its own.
+
+    The consensus is :class:`ViewConsensusTSNHead`'s: with ``V`` test views
+    (``twice_sample``, ``ThreeCrop``...) each view of ``T`` segments gets
+    its own score and ``average_clips`` fuses them (TDRL Sec. 4.2: the
+    views' scores are averaged); with one view it is ``TSNHead``.
 
     The training loss is ``loss_cls + loss_td`` (Eq. 2), where
     ``loss_td = sum_b loss_td(z_b)`` over the TD features ``z_b``,
@@ -21,8 +28,8 @@ class TSNTDHead(TSNHead):
     With ``loss_td`` the head declares
     ``backbone_aux_outputs = ('td_features',)``, so ``SegmentRecognizer2D``
     asks the backbone (e.g. ``ResNetTDRL``) for those features in training
-    and passes them to :meth:`loss`. Without ``loss_td`` it is exactly a
-    ``TSNHead``.
+    (through its ``forward_with_aux``) and passes them to :meth:`loss`.
+    Without ``loss_td`` it is exactly a ``TSNHead`` scoring per view.
 
     In eval mode the backbone computes no TD features (they exist only to
     regularise training), so ``mode='loss'`` on an eval-mode model (e.g.
@@ -38,7 +45,9 @@ class TSNTDHead(TSNHead):
             segments per video are taken from the recognizer's
             ``num_segs``, which is ``T`` for single-view training (set it
             explicitly to train on several views per sample).
-        **kwargs: Arguments of :class:`TSNHead`.
+        **kwargs: Arguments of :class:`ViewConsensusTSNHead`
+            (``segments_per_view``, by default the backbone's
+            ``num_segments``) and :class:`TSNHead`.
     """
 
     def __init__(self,

@@ -1,7 +1,7 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """TSN head that scores every test view on its own (the TDN release's test
 protocol)."""
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -35,17 +35,30 @@ class ViewConsensusTSNHead(TSNHead):
 
     With one view (``num_segs == T``) it computes what ``TSNHead`` does.
 
+    The views must be contiguous blocks of ``T`` segments, which is how
+    MMAction2 1.2.0 lays out ``twice_sample``, ``num_clips=k*T``,
+    ``DenseSampleFrames``, ``ThreeCrop`` and ``TenCrop`` with
+    ``FormatShape('NCHW')`` (see
+    :mod:`mmaction_tdx.datasets.sampling_contract`).
+
     Args:
         num_classes (int): Number of classes.
         in_channels (int): Channels of the backbone's output.
-        segments_per_view (int): ``T``, the backbone's ``num_segments``.
+        segments_per_view (int, optional): ``T``, the backbone's
+            ``num_segments``. None: taken from the backbone by
+            :meth:`bind_backbone` (``SamplingCheckHook`` and
+            ``init_video_recognizer`` call it); unbound, a sample is
+            scored as one view.
         **kwargs: Arguments of :class:`TSNHead` (``average_clips``...).
     """
+
+    # Read by the sampling contract: several test views are scored apart.
+    scores_views = True
 
     def __init__(self,
                  num_classes: int,
                  in_channels: int,
-                 segments_per_view: int,
+                 segments_per_view: Optional[int] = None,
                  average_clips: str = 'prob',
                  **kwargs) -> None:
         if average_clips not in ('prob', 'score', 'relu_score', None):
@@ -54,12 +67,31 @@ class ViewConsensusTSNHead(TSNHead):
                 "'prob' (the TDN release's test protocol), 'relu_score' "
                 "(members of the release's 8+16 logit-sum ensembles), "
                 "'score' or None.")
-        if int(segments_per_view) < 1:
+        if segments_per_view is not None and (
+                not isinstance(segments_per_view, int)
+                or segments_per_view < 1):
             raise ValueError('segments_per_view must be the backbone\'s '
                              f'num_segments (>= 1), got {segments_per_view}.')
         super().__init__(
             num_classes, in_channels, average_clips=average_clips, **kwargs)
-        self.segments_per_view = int(segments_per_view)
+        self.segments_per_view = segments_per_view
+
+    def bind_backbone(self, backbone) -> None:
+        """Take ``segments_per_view`` from ``backbone.num_segments`` if
+        unset; refuse a value that disagrees with it."""
+        segments = getattr(backbone, 'num_segments', None)
+        if segments is None:
+            return
+        if self.segments_per_view is None:
+            self.segments_per_view = int(segments)
+        elif self.segments_per_view != segments:
+            raise ValueError(
+                f'{type(self).__name__} has segments_per_view='
+                f'{self.segments_per_view} but the backbone '
+                f'{type(backbone).__name__} reads num_segments={segments} '
+                'per view. Set `model.cls_head.segments_per_view` to '
+                f'{segments} (or leave it out: it is then taken from the '
+                'backbone).')
 
     def forward(self, x: torch.Tensor, num_segs: int,
                 **kwargs) -> torch.Tensor:
@@ -73,20 +105,22 @@ class ViewConsensusTSNHead(TSNHead):
         Returns:
             Tensor: ``(N*V, num_classes)``.
         """
-        if num_segs % self.segments_per_view:
+        per_view = self.segments_per_view or num_segs
+        if num_segs % per_view:
             raise ValueError(
                 f'The head got {num_segs} segments per video, not a whole '
                 f'number of views of segments_per_view='
-                f'{self.segments_per_view}. Set '
+                f'{per_view}. Set '
                 '`model.cls_head.segments_per_view` to '
                 '`model.backbone.num_segments`.')
-        return super().forward(x, num_segs=self.segments_per_view, **kwargs)
+        return super().forward(x, num_segs=per_view, **kwargs)
 
     def loss(self, feats: torch.Tensor, data_samples: SampleList,
              **kwargs) -> Dict:
         """Classification loss of single-view training samples."""
         num_segs = kwargs.get('num_segs')
-        if num_segs != self.segments_per_view:
+        if self.segments_per_view is not None \
+                and num_segs != self.segments_per_view:
             raise ValueError(
                 f'ViewConsensusTSNHead trains on one view of '
                 f'segments_per_view={self.segments_per_view} segments per '

@@ -1,14 +1,12 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
 """A ``Recognizer2D`` for backbones that see several frames per segment and
 may hand auxiliary training features to the head."""
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import torch
 from mmaction.models.recognizers import Recognizer2D
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
-
-from ..utils.aux_outputs import split_aux_outputs
 
 
 @MODELS.register_module()
@@ -29,16 +27,18 @@ class SegmentRecognizer2D(Recognizer2D):
        so the backbone receives ``(N*V*T, L*C, H, W)`` and upstream
        computes the consensus over ``num_segs = V*T`` segments. Backbones
        without the attribute behave exactly as in ``Recognizer2D``.
-    2. **Auxiliary training outputs** (the declared channel of
+    2. **Auxiliary training outputs** (the declared path of
        :mod:`mmaction_tdx.models.utils.aux_outputs`). A head may declare
        ``backbone_aux_outputs`` (names, e.g. ``('td_features',)`` for the
        Temporal Diversity loss). At build time the recognizer asks the
-       backbone for them through ``backbone.request_aux_outputs(names)``;
-       in training the backbone then returns ``(features, {name: value})``,
-       a forward hook keeps the features on upstream's path and the values
-       reach ``cls_head.loss`` as keyword arguments. In eval mode the
-       backbone returns the plain features and computes no auxiliary ones
-       (``mode='loss'`` then gives the head's losses without them, e.g. for
+       backbone for them through ``backbone.request_aux_outputs(names)``
+       (which refuses what it cannot provide). In training it then calls
+       ``backbone.forward_with_aux`` instead of ``backbone(x)`` and hands
+       the values to ``cls_head.loss`` as keyword arguments; no hook, no
+       state between calls. The backbone's ``forward`` always returns the
+       plain features. In eval mode (and for ``predict``/``tensor``
+       outside training) no auxiliary output is computed (``mode='loss'``
+       then gives the head's losses without them, e.g. for
        validation-loss hooks).
 
     All other arguments are those of ``Recognizer2D``.
@@ -46,29 +46,24 @@ class SegmentRecognizer2D(Recognizer2D):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._aux_outputs: Dict[str, Any] = {}
-        aux_names = tuple(
+        #: Names of the backbone outputs the head's loss needs (fixed).
+        self.aux_output_names = tuple(
             getattr(self.cls_head, 'backbone_aux_outputs', ()) or ())
-        if aux_names:
-            request = getattr(self.backbone, 'request_aux_outputs', None)
-            if request is None:
+        if self.aux_output_names:
+            if not callable(getattr(self.backbone, 'forward_with_aux',
+                                    None)):
                 raise TypeError(
                     f'The head {type(self.cls_head).__name__} needs the '
-                    f'backbone outputs {aux_names} (e.g. for `loss_td`), but '
-                    f'the backbone {type(self.backbone).__name__} cannot '
-                    'provide them. Remove that loss from `cls_head` or use a '
-                    'backbone that supports it (e.g. ResNetTDRL).')
-            request(aux_names)
-            self.backbone.register_forward_hook(self._take_aux_outputs)
-
-    def _take_aux_outputs(self, backbone, args, output):
-        """Forward hook: keep the backbone's auxiliary outputs for the head
-        and hand only the features on to upstream's ``extract_feat``."""
-        feats, aux = split_aux_outputs(backbone, output)
-        if not aux:
-            return None
-        self._aux_outputs.update(aux)
-        return feats
+                    f'backbone outputs {self.aux_output_names} (e.g. for '
+                    f'`loss_td`), but the backbone '
+                    f'{type(self.backbone).__name__} cannot provide them. '
+                    'Remove that loss from `cls_head` or use a backbone that '
+                    'supports it (e.g. ResNetTDRL).')
+            self.backbone.request_aux_outputs(self.aux_output_names)
+        # Per-view heads learn the segments per view from the backbone.
+        bind = getattr(self.cls_head, 'bind_backbone', None)
+        if bind is not None:
+            bind(self.backbone)
 
     @property
     def frames_per_segment(self) -> int:
@@ -129,14 +124,36 @@ class SegmentRecognizer2D(Recognizer2D):
                                     inputs.shape[1] // per_segment,
                                     per_segment * inputs.shape[2],
                                     *inputs.shape[3:])
-        self._aux_outputs = {}
-        feats, kwargs = super().extract_feat(
-            inputs,
-            stage=stage,
-            data_samples=data_samples,
-            test_mode=test_mode)
-        # Dropped at once so that the graph they hold is not kept alive.
-        aux, self._aux_outputs = self._aux_outputs, {}
-        if not test_mode:
-            kwargs.update(aux)
-        return feats, kwargs
+        if test_mode or not self.aux_output_names or \
+                not self.backbone.training:
+            return super().extract_feat(
+                inputs,
+                stage=stage,
+                data_samples=data_samples,
+                test_mode=test_mode)
+        return self._extract_feat_with_aux(inputs, stage, data_samples)
+
+    def _extract_feat_with_aux(self, inputs: torch.Tensor, stage: str,
+                               data_samples: Optional[SampleList]) -> tuple:
+        """``Recognizer2D.extract_feat`` in training (no fully-convolutional
+        test, an MMAction2 backbone) with the backbone called through
+        ``forward_with_aux``; its outputs join the keyword arguments."""
+        num_segs = inputs.shape[1]
+        x, aux = self.backbone.forward_with_aux(inputs.flatten(0, 1))
+        kwargs = dict(num_segs=num_segs)
+        if stage != 'backbone':
+            loss_aux = dict()
+            if self.with_neck:
+                x = [
+                    each.reshape((-1, num_segs) +
+                                 each.shape[1:]).transpose(1, 2).contiguous()
+                    for each in x
+                ]
+                x, loss_aux = self.neck(x, data_samples=data_samples)
+                x = x.squeeze(2)
+                kwargs['num_segs'] = 1
+            kwargs['loss_aux'] = loss_aux
+            if self.with_cls_head and stage == 'head':
+                x = self.cls_head(x, **kwargs)
+        kwargs.update(aux)
+        return x, kwargs

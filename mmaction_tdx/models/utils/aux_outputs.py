@@ -1,62 +1,35 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
-"""The declared channel through which a backbone hands auxiliary training
-outputs (e.g. the TD features of TDRL's Temporal Diversity loss) to a head.
-
-Shared by ``ResNetTDRL`` and ``ResNetTDN`` (TD loss on TDN); written first
-so that both backbones implement one contract:
+"""The declared path from a backbone's auxiliary training outputs (e.g. the
+TD features of TDRL's Temporal Diversity loss) to a head's loss.
 
 * **Backbone.** Inherits :class:`AuxOutputsMixin`: a class attribute
-  ``supported_aux_outputs`` (names, e.g. ``('td_features',)``) and
-  :meth:`AuxOutputsMixin.request_aux_outputs`. While
-  :func:`returns_aux_outputs` is true (training mode *and* something was
-  requested), ``forward`` returns ``(features, {name: value})``; otherwise
-  the plain features, so eval, export, tracing and inference never see the
-  pair and never compute the extra features.
+  ``supported_aux_outputs`` (names, e.g. ``('td_features',)``),
+  :meth:`~AuxOutputsMixin.request_aux_outputs` (a build-time check) and
+  :meth:`~AuxOutputsMixin.forward_with_aux`, which returns
+  ``(features, {name: value})`` for the requested names. ``forward``
+  always returns the plain features, in every mode: export, tracing,
+  Grad-CAM and ``torch.compile`` see a plain tensor model, and inference
+  never computes or keeps the extra features.
 * **Head.** Declares ``backbone_aux_outputs`` (names it needs) and takes
   them as keyword arguments of ``loss``.
 * **Recognizer.** ``SegmentRecognizer2D`` requests the head's names from
-  the backbone when it is built, and takes the dict off the backbone's
-  output with a forward hook (:func:`split_aux_outputs`) under exactly the
-  condition of :func:`returns_aux_outputs`, so upstream's
-  ``Recognizer2D.extract_feat`` (neck, fully-convolutional test, head) only
-  ever sees the features.
+  the backbone when it is built (refusing a backbone that cannot provide
+  them) and, for the training loss only, calls ``forward_with_aux``
+  instead of ``forward``; the values join the keyword arguments of
+  ``cls_head.loss``. No hook, no state kept between calls.
 """
 from typing import Any, Dict, Sequence, Tuple
 
-import torch.nn as nn
-
 TD_FEATURES = 'td_features'
-
-
-def returns_aux_outputs(backbone: nn.Module) -> bool:
-    """Whether ``backbone.forward`` returns ``(features, aux_dict)`` now.
-
-    The one rule both sides follow: training mode and at least one name
-    requested through ``request_aux_outputs``.
-    """
-    return backbone.training and bool(getattr(backbone, 'aux_outputs', ()))
-
-
-def split_aux_outputs(backbone: nn.Module,
-                      output: Any) -> Tuple[Any, Dict[str, Any]]:
-    """``(features, aux_dict)`` of a backbone output.
-
-    Decided by :func:`returns_aux_outputs`, never by the output's shape: a
-    backbone whose plain features are a tuple (several ``out_indices``)
-    stays untouched.
-    """
-    if not returns_aux_outputs(backbone):
-        return output, {}
-    feats, aux = output
-    return feats, dict(aux)
 
 
 class AuxOutputsMixin:
     """Backbone side of the contract (mix into an ``nn.Module``).
 
-    Subclasses set ``supported_aux_outputs`` and may override
-    :meth:`check_aux_request` to reject requests they cannot serve with
-    their settings (e.g. no TDRL-B block), naming the fix.
+    Subclasses set ``supported_aux_outputs``, implement
+    :meth:`forward_with_aux` and may override :meth:`check_aux_request` to
+    reject requests they cannot serve with their settings (e.g. no TDRL-B
+    block), naming the fix.
     """
 
     supported_aux_outputs: Tuple[str, ...] = ()
@@ -66,7 +39,8 @@ class AuxOutputsMixin:
         """Raise if the backbone, as built, cannot provide ``names``."""
 
     def request_aux_outputs(self, names: Sequence[str]) -> None:
-        """Return ``names`` as ``(features, {name: value})`` in training.
+        """Check that ``names`` can be provided and let
+        :meth:`forward_with_aux` return them.
 
         Called once by ``SegmentRecognizer2D`` for a head that declares
         ``backbone_aux_outputs``; an empty ``names`` switches them off.
@@ -81,3 +55,7 @@ class AuxOutputsMixin:
                 'provides them.')
         self.check_aux_request(names)
         self.aux_outputs = names
+
+    def forward_with_aux(self, x: Any) -> Tuple[Any, Dict[str, Any]]:
+        """``(forward(x), {name: value})`` for the requested names."""
+        raise NotImplementedError

@@ -341,6 +341,28 @@ def test_input_contract_errors_name_the_fix():
         tsn_like(torch.randn(T, 15, S, S))
 
 
+def test_sampling_of_is_the_rule_init_follows():
+    """``sampling_of`` (read by the datasets' sampling check without
+    building the model) gives the ``(T, L)`` the built backbone reads."""
+    cls = MODELS.get('ResNetTDN')
+    assert cls.sampling_of() == (8, 5)
+    assert cls.sampling_of(num_segments=T, short_term_tdm=None,
+                           depth=50) == (T, 1)
+    stdm7 = dict(type='ShortTermTDM', frames_per_segment=7)
+    assert cls.sampling_of(short_term_tdm=stdm7) == (8, 7)
+    model = _backbone(frames_per_segment=3)
+    assert (model.num_segments, model.frames_per_segment) == \
+        cls.sampling_of(num_segments=T, frames_per_segment=3) == (T, 3)
+    assert model.stdm.frames_per_segment == 3  # the S-TDM gets it too
+    with pytest.raises(ValueError, match='set one value'):
+        cls.sampling_of(short_term_tdm=stdm7, frames_per_segment=5)
+    with pytest.raises(ValueError, match='odd'):
+        cls.sampling_of(short_term_tdm=None, frames_per_segment=4)
+    with pytest.raises(ValueError, match='num_segments'):
+        cls.sampling_of(num_segments=0)
+    assert MODELS.get('ResNetTDRL').sampling_of(16, depth=50) == (16, 1)
+
+
 # --- TD loss on TDN (td_blocks) ------------------------------------------
 
 TD_BLOCKS = ((), (0, ), (-1, ), (0, 1))
@@ -359,7 +381,7 @@ def test_td_features_are_the_long_term_unit_outputs(depth, with_cp):
             lambda module, args, output: seen.append(output))
     x = _clips(model, n=2).requires_grad_(with_cp)
     model.train()
-    feats, aux = model(x)
+    feats, aux = model.forward_with_aux(x)
     assert feats.shape == (2 * T, model.feat_dim, 2, 2)
     assert list(aux) == ['td_features']
     assert len(aux['td_features']) == 4

@@ -53,13 +53,15 @@ def test_state_dict_keeps_resnet_keys():
                          for k in extra)
 
 
-def test_train_returns_td_features_only_when_requested():
+def test_td_features_only_through_forward_with_aux_when_requested():
     model = _backbone()
     x = _frames()
     model.train()
-    assert torch.is_tensor(model(x))  # nothing requested
+    assert torch.is_tensor(model(x))
+    assert model.forward_with_aux(x)[1] == {}  # nothing requested
     model.request_aux_outputs(('td_features', ))
-    feats, aux = model(x)
+    assert torch.is_tensor(model(x))  # forward stays plain in training
+    feats, aux = model.forward_with_aux(x)
     assert feats.shape == (2 * T, 512, 1, 1)
     assert [z.shape for z in aux['td_features']] == [(2 * T, 128, 4, 4),
                                                    (2 * T, 256, 2, 2),
@@ -74,7 +76,7 @@ def test_backward_reaches_pem_and_tm():
     model = _backbone()
     model.request_aux_outputs(('td_features', ))
     model.train()
-    feats, aux = model(_frames())
+    feats, aux = model.forward_with_aux(_frames())
     (feats.mean() + sum(z.mean() for z in aux['td_features'])).backward()
     for name, param in model.named_parameters():
         if '.enhancement.' in name or '.temporal.' in name:
@@ -107,7 +109,7 @@ def test_positions(enhancement_position, td_position, expected):
         lambda m, args: captured.update(input=args[0]))
     model.request_aux_outputs(('td_features', ))
     model.train()
-    _, aux = model(_frames())
+    _, aux = model.forward_with_aux(_frames())
     handle.remove()
     with torch.no_grad():
         want = expected(block, captured['input'])
@@ -134,7 +136,7 @@ def test_ablation_variants(kwargs, enhancement, temporal):
     assert isinstance(model.layer3[0].enhancement, enhancement)
     assert isinstance(model.layer3[0].temporal, temporal)
     model.request_aux_outputs(('td_features', ))
-    feats, aux = model(_frames(videos=1))
+    feats, aux = model.forward_with_aux(_frames(videos=1))
     assert feats.shape == (T, 512, 1, 1) and len(aux['td_features']) == 3
 
 
@@ -142,7 +144,7 @@ def test_td_blocks_and_bad_settings():
     model = _backbone(td_blocks=((0, -2), (), (), (1, )))
     assert model.td_blocks == ((0, ), (), (), (1, ))
     model.request_aux_outputs(('td_features', ))
-    _, aux = model(_frames(videos=1))
+    _, aux = model.forward_with_aux(_frames(videos=1))
     assert [z.shape[1] for z in aux['td_features']] == [64, 512]
     with pytest.raises(ValueError, match='one entry'):
         _backbone(td_blocks=((), (-1, )))
@@ -170,14 +172,14 @@ def test_checkpointed_bottleneck_matches():
         td_blocks=((), (-1, )))
     model.request_aux_outputs(('td_features', ))
     x = torch.randn(T, 3, 16, 16)
-    feats, aux = model(x)
+    feats, aux = model.forward_with_aux(x)
     feats.sum().backward()
     grad = model.layer1[0].temporal.conv.weight.grad.clone()
     model.zero_grad()
     for name in model.res_layers:
         for block in getattr(model, name):
             block.with_cp = False
-    feats2, aux2 = model(x)
+    feats2, aux2 = model.forward_with_aux(x)
     feats2.sum().backward()
     assert torch.allclose(feats, feats2)
     assert torch.allclose(aux['td_features'][0], aux2['td_features'][0])
@@ -392,7 +394,7 @@ def test_forward_hooks_see_the_tensors_used():
     ]
     model.train()
     model.request_aux_outputs(('td_features', ))
-    _, aux = model(_frames().double())
+    _, aux = model.forward_with_aux(_frames().double())
     for hook in hooks:
         hook.remove()
     assert seen['tm_in'] is seen['pem_out']

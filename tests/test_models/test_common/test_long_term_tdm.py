@@ -202,8 +202,12 @@ def test_bidirectional_is_symmetric_in_time():
 
 
 def test_errors():
+    # The layout is checked once, at the entry of the backbone holding it.
+    backbone = MODELS.build(dict(type='ResNetTDN', depth=18, num_segments=T,
+                                 short_term_tdm=None))
+    assert isinstance(backbone.layer2[0].ltdm, LongTermTDM)
     with pytest.raises(ValueError, match='num_segments=4'):
-        _ltdm()(torch.randn(6, C, H, W, dtype=torch.float64))
+        backbone(torch.randn(6, 3, 64, 64))
     with pytest.raises(ValueError, match='fusion'):
         LongTermTDM(C, T, fusion='mul')
     with pytest.raises(ValueError, match='temporal_operator'):

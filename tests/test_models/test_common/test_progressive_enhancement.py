@@ -153,5 +153,7 @@ def test_pem_bad_settings_are_explained():
         ProgressiveEnhancementModule(C, T, memory_init='last')
     with pytest.raises(ValueError, match='reduction'):
         ProgressiveEnhancementModule(8, T, reduction=16)
+    # The layout is checked once, at the entry of the backbone holding PEM.
+    backbone = MODELS.build(dict(type='ResNetTDRL', depth=18, num_segments=T))
     with pytest.raises(ValueError, match=f'num_segments={T}'):
-        ProgressiveEnhancementModule(C, T)(torch.randn(T + 1, C, H, W))
+        backbone(torch.randn(T + 1, 3, 32, 32))

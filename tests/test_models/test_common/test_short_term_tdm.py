@@ -165,7 +165,9 @@ def test_errors():
     with pytest.raises(ValueError, match='depth'):
         ShortTermTDM(8, depth=42)
     module = ShortTermTDM(8, depth=18)
+    # The layout is checked once, at the entry of the backbone holding it.
+    backbone = MODELS.build(dict(type='ResNetTDN', depth=18, num_segments=NT))
     with pytest.raises(ValueError, match=r'\(N\*T, 15, H, W\).*x\.view'):
-        module(torch.randn(NT * L, 3, S, S))
+        backbone(torch.randn(NT * L, 3, S, S))
     with pytest.raises(ValueError, match='cannot fuse'):
         module.fuse(torch.randn(NT, 64, 8, 8), torch.randn(NT, 32, 4, 4))

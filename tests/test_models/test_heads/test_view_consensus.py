@@ -105,3 +105,17 @@ def test_errors_name_the_fix(feats):
         head(feats, num_segs=T + 1)
     with pytest.raises(ValueError, match="'prob'"):
         _head(average_clips='max')
+
+
+def test_segments_per_view_comes_from_the_backbone():
+    """Unset, it is the backbone's ``num_segments``; set, it must agree."""
+    backbone = type('Backbone', (), dict(num_segments=T))()
+    head = MODELS.build(
+        dict(type='ViewConsensusTSNHead', num_classes=K, in_channels=C))
+    assert head.segments_per_view is None
+    head.bind_backbone(backbone)
+    assert head.segments_per_view == T
+    wrong = _head()
+    wrong.segments_per_view = T + 1
+    with pytest.raises(ValueError, match=f'segments_per_view` to {T}'):
+        wrong.bind_backbone(backbone)

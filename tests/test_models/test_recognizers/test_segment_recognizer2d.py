@@ -8,10 +8,7 @@ from mmaction.structures import ActionDataSample
 from mmengine.model import BaseModule
 from mmengine.registry import init_default_scope
 
-from mmaction_tdx.models.utils.aux_outputs import (
-    AuxOutputsMixin,
-    returns_aux_outputs,
-)
+from mmaction_tdx.models.utils.aux_outputs import AuxOutputsMixin
 
 init_default_scope('mmaction')
 
@@ -40,12 +37,12 @@ class ToyMultiFrameBackbone(BaseModule):
 class ToyAuxBackbone(AuxOutputsMixin, ToyMultiFrameBackbone):
     frames_per_segment = 1
     supported_aux_outputs = ('toy_aux', )
+    aux_calls = 0
 
-    def forward(self, x):
-        feats = super().forward(x)
-        if returns_aux_outputs(self):
-            return feats, {'toy_aux': feats.mean()}
-        return feats
+    def forward_with_aux(self, x):
+        self.aux_calls += 1
+        feats = self(x)
+        return feats, {'toy_aux': feats.mean()}
 
 
 @MODELS.register_module(force=True)
@@ -53,10 +50,12 @@ class ToyTwoStageBackbone(ToyAuxBackbone):
     """Plain features are a tuple (two ``out_indices``), as for a neck."""
 
     def forward(self, x):
-        out = super().forward(x)
-        feats, aux = (out if returns_aux_outputs(self) else (out, None))
-        feats = (feats, feats * 2)
-        return (feats, aux) if aux is not None else feats
+        feats = super().forward(x)
+        return feats, feats * 2
+
+    def forward_with_aux(self, x):
+        feats = self(x)
+        return feats, {'toy_aux': feats[0].mean()}
 
 
 @MODELS.register_module(force=True)
@@ -145,6 +144,21 @@ def test_every_stage_is_upstreams():
     assert got.shape == (2, 4, 2, 8, 8)  # (N, C, T, H, W) as upstream
 
 
+def test_training_path_with_aux_outputs_is_upstreams():
+    """In training the backbone is called through ``forward_with_aux``:
+    upstream's features and keyword arguments, plus the aux outputs."""
+    from mmaction.models.recognizers import Recognizer2D
+    model = build(dict(type='ToyAuxBackbone'), head_type='ToyAuxHead')
+    inputs = torch.randn(2, 2, 3, 8, 8)
+    for stage in ('backbone', 'neck'):
+        got, got_kwargs = model.train().extract_feat(inputs, stage=stage)
+        want, want_kwargs = Recognizer2D.extract_feat(
+            model, inputs, stage=stage)
+        assert torch.equal(got, want)
+        assert torch.equal(got_kwargs.pop('toy_aux'), want.mean())
+        assert got_kwargs == want_kwargs
+
+
 def test_tuple_features_are_not_mistaken_for_aux_outputs():
     model = build(dict(type='ToyTwoStageBackbone'), head_type='ToyAuxHead')
     inputs = torch.randn(2, 2, 3, 8, 8)
@@ -171,7 +185,16 @@ def test_aux_outputs_only_in_training():
         feats, kwargs = model.extract_feat(inputs, test_mode=True)
     assert len(predictions) == 2
     assert torch.is_tensor(feats) and 'toy_aux' not in kwargs
-    assert model._aux_outputs == {}
+    # The loss path alone asked for them; nothing is kept on the modules.
+    assert model.backbone.aux_calls == 1
+    assert not model.backbone._forward_hooks
+    kept = [
+        name for name, value in vars(model).items()
+        if name not in ('_parameters', '_buffers') and (
+            torch.is_tensor(value) or isinstance(value, dict) and any(
+                torch.is_tensor(v) for v in value.values()))
+    ]
+    assert not kept
 
 
 def test_unknown_aux_output_is_explained():

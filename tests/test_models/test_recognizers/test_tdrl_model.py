@@ -89,6 +89,29 @@ def test_r50_config_trains_with_td_loss():
     assert {'loss', 'loss_cls', 'loss_td'} <= set(log_vars)
 
 
+def test_td_loss_reaches_the_head_without_hooks_or_mode_dependent_output():
+    """No forward hook anywhere; the backbone returns a tensor in training
+    too; ``loss_td`` is the TD loss of exactly the tensors the TDRL-B
+    blocks' TMs return (captured here by the test's own hooks)."""
+    torch.manual_seed(0)
+    model = MODELS.build(_r18_cfg()).train()
+    assert not any(module._forward_hooks for module in model.modules())
+    data = model.data_preprocessor(_batch(), True)
+    assert torch.is_tensor(model.backbone(data['inputs'].flatten(0, 1)))
+    captured = []
+    handles = [
+        getattr(model.backbone, name)[-1].temporal.register_forward_hook(
+            lambda module, args, output: captured.append(output))
+        for name in ('layer2', 'layer3', 'layer4')
+    ]
+    losses = model(**data, mode='loss')
+    for handle in handles:
+        handle.remove()
+    assert len(captured) == 3
+    want = sum(model.cls_head.loss_td(z, num_segments=8) for z in captured)
+    torch.testing.assert_close(losses['loss_td'], want, rtol=0, atol=0)
+
+
 def test_eval_forward_is_plain_and_computes_no_td_features():
     model = MODELS.build(_r18_cfg())
     model.eval()

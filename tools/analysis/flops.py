@@ -11,9 +11,13 @@ of the right shape, and in-place ReLUs through nothing. The stand-ins take
 the same arguments in the same order as ``aten::_convolution`` and
 ``aten::batch_norm`` and are counted by MMEngine's own handles for those
 operators (:func:`count_flops` registers them), so the counts are those of
-a full trace; ``tests/test_utils/test_flops.py`` checks this at 224x224.
+a full trace; ``tests/test_tools/test_flops.py`` checks this at 224x224.
 The values computed under the stand-ins are meaningless: use them for
 counting only.
+
+A developer tool beside ``paper_table.py`` (its only user), not part of the
+installed library: it registers custom ``torch.library`` operators, which a
+library import should not do.
 """
 import contextlib
 from typing import Dict, Iterator, Optional, Sequence, Tuple

@@ -5,16 +5,18 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_tool
 from mmaction.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmaction_tdx.utils.flops import (
-    RecognizerFlops,
-    head_flops,
-    shape_only_layers,
-)
+import mmaction_tdx  # noqa: F401  (registers our modules)
+
+# A developer tool (tools/analysis/flops.py), not library code.
+_flops = load_tool('tools/analysis/flops.py')
+RecognizerFlops = _flops.RecognizerFlops
+head_flops = _flops.head_flops
+shape_only_layers = _flops.shape_only_layers
 
 TDN_SSV1 = ('configs/tdn/'
             'tdn_imagenet-pretrained-r50_8xb8-5x1x8-60e_sthv1-rgb.py')

@@ -1,0 +1,4 @@
+# Copyright (c) mmaction_tdx contributors. All rights reserved.
+from .direction_accuracy import DirectionAccuracy
+
+__all__ = ['DirectionAccuracy']

@@ -1,1 +1,0 @@
-# Copyright (c) mmaction_tdx contributors. All rights reserved.
