@@ -10,6 +10,10 @@ CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.mmaction_tdx-installed
 WHEELS := $(VENV)/wheels
 PYTEST_ARGS ?=
+# The suite runs in one pytest-xdist worker per core (at most 4: each
+# holds its own torch), each torch single-threaded so that workers do not
+# fight over the cores. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$((n < 4 ? n : 4)))
 
 .PHONY: install demo test lint docs clean-venv
 
@@ -45,10 +49,18 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 test: install lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 docs: install
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Mutation testing (slow, not part of `make test`): each core module on a copy
+# of the tree with its own test file; MUTATE="losses/temporal_diversity_loss.py"
+# picks modules (default: all of them). Scores: docs/dev/testing.md.
+MUTATE ?=
+.PHONY: mutation
+mutation: install
+	tools/dev/mutation.sh $(MUTATE)

@@ -26,6 +26,7 @@ Example::
     python tools/run_quickstart.py --reuse --figures-dir docs/_static
 """
 import argparse
+import contextlib
 import glob
 import json
 import logging
@@ -205,22 +206,27 @@ def score_checkpoint(config: str, checkpoint: str, overrides: dict,
     """Test ``checkpoint`` with an MMEngine ``Runner``; the metrics are
     ``runner.test()``'s (the config's ``test_evaluator``: ``AccMetric``
     and ``DirectionAccuracy``)."""
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-    cfg = Config.fromfile(config)
-    cfg.merge_from_dict(overrides)
-    # Its own folder: WORK_DIR/<timestamp>/vis_data stays the training's.
-    cfg.work_dir = osp.join(work_dir, 'test')
-    cfg.experiment_name = f'{osp.basename(work_dir)}_{time.time():.0f}'
-    cfg.load_from = checkpoint
-    cfg.launcher = 'none'
-    cfg.log_level = 'WARNING'
-    runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
-    # MMEngine keeps a logger per run name; close this run's file.
-    for handler in list(runner.logger.handlers):
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
+    # The runner's output (and upstream's warnings) go to WORK_DIR/test.log,
+    # as the training's go to train.log.
+    with open(osp.join(work_dir, 'test.log'), 'w') as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        from mmengine.config import Config
+        from mmengine.runner import Runner
+        cfg = Config.fromfile(config)
+        cfg.merge_from_dict(overrides)
+        # Its own folder: WORK_DIR/<timestamp>/vis_data stays the training's.
+        cfg.work_dir = osp.join(work_dir, 'test')
+        cfg.experiment_name = f'{osp.basename(work_dir)}_{time.time():.0f}'
+        cfg.load_from = checkpoint
+        cfg.launcher = 'none'
+        cfg.log_level = 'WARNING'
+        runner = Runner.from_cfg(cfg)
+        metrics = runner.test()
+        # MMEngine keeps a logger per run name; close this run's handlers.
+        for handler in list(runner.logger.handlers):
+            handler.flush()
+            if isinstance(handler, logging.FileHandler):
+                handler.close()
             runner.logger.removeHandler(handler)
     return dict(metrics, clips=len(runner.test_dataloader.dataset))
 

@@ -49,19 +49,14 @@ def test_jit_trace_gives_the_same_output(name):
 
 
 def _autocast_loss_and_grads(model, inputs, samples):
-    """Backbone (and TD features) under bf16 autocast, head loss in fp32.
-
-    MMAction2's heads compute top-k accuracy through numpy, which has no
-    bfloat16 (fp16, GPU ``--amp``, is unaffected), so the loss is taken
-    outside the autocast region on the float features.
-    """
+    """The whole loss under bf16 autocast, as MMEngine's
+    ``AmpOptimWrapper(dtype='bfloat16')`` runs ``train_step`` (the heads
+    take upstream's numpy top-k accuracy on float32 scores)."""
     model.zero_grad(set_to_none=True)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        feats, kwargs = model.extract_feat(inputs, data_samples=samples)
-    assert feats.dtype == torch.bfloat16  # autocast reached the backbone
-    kwargs = {k: ([v.float() for v in value] if k == 'td_features' else
-                  value) for k, value in kwargs.items() if k != 'loss_aux'}
-    losses = model.cls_head.loss(feats.float(), samples, **kwargs)
+        feats, _ = model.extract_feat(inputs, data_samples=samples)
+        assert feats.dtype == torch.bfloat16  # autocast reached the backbone
+        losses = model.loss(inputs, samples)
     loss, _ = model.parse_losses(losses)
     loss.backward()
     grads = {name: p.grad.detach().clone()

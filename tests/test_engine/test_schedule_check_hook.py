@@ -126,6 +126,10 @@ def test_explicit_schedule_left_behind_stops_before_training(tmp_path):
         in text
     assert 'param_scheduler.1.end=2 param_scheduler.1.T_max=1' in text
     assert model is None  # raised inside train(): no step was taken
+    # shortened on purpose (a smoke test): a warning, and it trains
+    _, model = run(tmp_path, schedule, max_epochs=2, hooks=dict(
+        schedule_check=dict(type='ScheduleCheckHook', cut_off='warn')))
+    assert model.steps == 4
 
 
 def test_matching_explicit_schedule_passes(tmp_path):

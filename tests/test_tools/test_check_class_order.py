@@ -172,3 +172,24 @@ def test_judge_warns_when_no_order_is_clearly_better():
     assert fit is None and 'no order is clearly better' in message
     fit, _ = tool.judge({'a': 2, 'b': 0}, 5)  # lead below 3 videos
     assert fit is None
+
+
+@pytest.mark.parametrize('lines,problem', [
+    ('0\n1\n2\n3\n4\n9\n', 'entry 5 is 9, outside 0..5'),  # distinct
+    ('0\n1\n2\n3\n4\n4\n', 'index 4 is listed twice'),
+    ('0\n1\n2\n3\n4\n', 'it has 5 entries for 6 classes'),
+    ('0\n1\n2\n3\n4\n-5\n', 'entry 5 is -5, outside'),
+    ('0\n1\n2\n3\n4\n5.0\n', "invalid literal for int() with base 10: "
+     "'5.0"),
+])
+def test_bad_candidate_maps_are_refused(setup, capsys, lines, problem):
+    tool, config, checkpoint, check_list, folder, maps = setup
+    path = folder / 'bad.txt'
+    path.write_text(lines)
+    code = tool.main([
+        str(config), str(checkpoint), str(check_list), '--data-prefix',
+        str(folder), '--candidate', f'bad={path}'
+    ])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f'error: --candidate bad={path}: ' in err and problem in err, err

@@ -66,6 +66,8 @@ def _register_stand_ins() -> None:
     global _library
     if _library is not None:
         return
+    if hasattr(getattr(torch.ops, SHAPE_ONLY_NAMESPACE), 'convolution'):
+        return  # defined by this file imported under another module name
     library = torch.library.Library(SHAPE_ONLY_NAMESPACE, 'DEF')
     library.define(_CONV_SCHEMA)
     library.define(_BN_SCHEMA)

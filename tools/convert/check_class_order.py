@@ -216,10 +216,14 @@ def main(argv=None) -> int:
             print(f'error: --candidate {item!r}: write NAME=FILE',
                   file=sys.stderr)
             return 1
-        perm = read_class_map(path)
-        if sorted(perm) != list(range(num_classes)):
-            print(f'error: {path} is not a permutation of the '
-                  f'{num_classes} classes', file=sys.stderr)
+        from mmaction_tdx.models.utils.tdn_class_orders import (
+            check_permutation,
+        )
+        try:
+            perm = check_permutation(read_class_map(path), num_classes)
+        except (OSError, ValueError) as err:
+            print(f'error: --candidate {name}={path}: {err}',
+                  file=sys.stderr)
             return 1
         candidates[name] = (perm, f'class map {path}')
 

@@ -87,9 +87,9 @@ for arg in "${modules[@]}"; do
     echo "pytest_add_cli_args_test_selection ="
     printf '    %s\n' "${tests[@]}"
   } > "$work/setup.cfg"
-  # The installed checkout (a .pth to $ROOT) must not shadow the mutants.
-  (cd "$work" && PYTHONPATH="$work/mutants" \
-    "$MUTMUT" run --max-children "$MAX_CHILDREN") || status=$?
+  # mutmut puts mutants/ first on sys.path (before the installed checkout).
+  (cd "$work" && "$MUTMUT" run --max-children "$MAX_CHILDREN" \
+    > mutmut.log 2>&1) || status=$?
   (cd "$work" && "$MUTMUT" results --all true > results.txt 2>&1 || true
    grep -E ': (survived|timeout|suspicious|no tests)' results.txt \
      > survivors.txt || true)

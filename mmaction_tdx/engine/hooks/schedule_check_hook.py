@@ -31,8 +31,9 @@ schedulers) and
   never reported.
 
 Resumed runs are checked the same way (the schedule belongs to the config).
-A run shortened on purpose (a smoke test) turns the check off with
-``default_hooks.schedule_check=None``.
+A run shortened on purpose (a smoke test) turns the error into a warning
+with ``default_hooks.schedule_check.cut_off='warn'`` (MMEngine accepts
+``None`` only for its own default hooks).
 """
 import logging
 from typing import Dict, List, Optional, Tuple
@@ -59,16 +60,22 @@ class ScheduleCheckHook(Hook):
     """Check ``param_scheduler`` against the training length (see module).
 
     Args:
+        cut_off (str): what to do when training stops before the schedule
+            does (``end``, ``T_max``, ``milestones``): ``'error'``
+            (default) or ``'warn'`` (a run shortened on purpose).
         early_end (str): what to do when a parameter's last decay ends
             before training does: ``'warn'`` (default) or ``'error'``.
     """
     priority = 'VERY_HIGH'
 
-    def __init__(self, early_end: str = 'warn') -> None:
-        if early_end not in ('warn', 'error'):
-            raise ValueError(
-                f"ScheduleCheckHook: early_end={early_end!r}; use 'warn' or "
-                "'error'.")
+    def __init__(self, cut_off: str = 'error',
+                 early_end: str = 'warn') -> None:
+        for name, value in (('cut_off', cut_off), ('early_end', early_end)):
+            if value not in ('warn', 'error'):
+                raise ValueError(
+                    f"ScheduleCheckHook: {name}={value!r}; use 'warn' or "
+                    "'error'.")
+        self.cut_off = cut_off
         self.early_end = early_end
 
     def before_train(self, runner) -> None:
@@ -100,15 +107,18 @@ class ScheduleCheckHook(Hook):
             ]
         errors, early = check_schedule(schedulers, lengths, scales)
         if errors:
-            raise ScheduleMismatchError(
+            text = (
                 'The parameter schedule does not fit the training length '
                 f'(train_cfg.max_epochs={lengths["epoch"]}, '
                 f'max_iters={lengths["iter"]}):\n  ' + '\n  '.join(errors) +
                 '\nOr write the schedule relative to training: leave `end` '
                 '(and CosineAnnealingLR\'s `T_max`) unset, and MMEngine '
                 'takes them from train_cfg. For a run shortened on purpose '
-                '(a smoke test), turn this check off: --cfg-options '
-                'default_hooks.schedule_check=None.')
+                '(a smoke test), make this a warning: --cfg-options '
+                'default_hooks.schedule_check.cut_off=warn')
+            if self.cut_off == 'error':
+                raise ScheduleMismatchError(text)
+            print_log(text, logger='current', level=logging.WARNING)
         for text in early:
             if self.early_end == 'error':
                 raise ScheduleMismatchError(text)

@@ -130,6 +130,14 @@ class ViewConsensusTSNHead(TSNHead):
                 'training video).')
         return super().loss(feats, data_samples, **kwargs)
 
+    def loss_by_feat(self, cls_scores: torch.Tensor,
+                     data_samples: SampleList) -> Dict:
+        """Upstream's loss on float32 scores: its top-k accuracy goes
+        through numpy, which has no bfloat16, so bf16 mixed precision
+        (``AmpOptimWrapper(dtype='bfloat16')``, CPU autocast) would stop
+        at the first iteration."""
+        return super().loss_by_feat(cls_scores.float(), data_samples)
+
     def average_clip(self, cls_scores: torch.Tensor,
                      num_segs: int = 1) -> torch.Tensor:
         """Fuse the ``num_segs`` view scores of each video.

@@ -240,8 +240,7 @@ def resolve_class_order(num_classes: int,
         written and why.
     """
     if class_map is not None:
-        perm = [int(i) for i in class_map]
-        check_permutation(perm, num_classes)
+        perm = check_permutation(class_map, num_classes)
         return perm, 'the order of the given class map (--class-map)'
     chosen = 'chosen'
     if label_order == 'auto':

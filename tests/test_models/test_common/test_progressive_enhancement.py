@@ -24,10 +24,16 @@ def _pem(**kwargs):
 
 
 def pem_reference(params, x, num_segments, memory_init='last_diff',
-                  last_diff='ones'):
+                  last_diff='ones', gate='channel', reduction=16):
     """Eq. 3-6 of TDRL written out one video and one step at a time, on
     raw parameters (``params``: the state dict of a PEM), independently of
     the module's layers.
+
+    Every parameter's shape is checked against the one the equations and
+    the options give (``C`` from ``x``, ``C / r`` from ``reduction``, one
+    gate per reduced channel or one per segment from ``gate``), so a
+    module that builds a layer of another size cannot lend it to the
+    reference.
     """
     def relu(v):
         return torch.where(v > 0, v, torch.zeros_like(v))
@@ -35,6 +41,12 @@ def pem_reference(params, x, num_segments, memory_init='last_diff',
     def sigmoid(v):
         return 1 / (1 + torch.exp(-v))
 
+    channels = x.shape[1]
+    hidden = channels // reduction
+    gates = {'channel': hidden, 'scalar': 1}[gate]
+    expected = pem_param_shapes(channels, reduction, gate)
+    shapes = {k: tuple(v.shape) for k, v in params.items()}
+    assert shapes == expected, (shapes, expected)
     w1, b1 = params['f1.0.weight'], params['f1.0.bias']
     w2, b2 = params['f2.0.weight'], params['f2.0.bias']
     wg, bg = params['gate_proj.weight'], params['gate_proj.bias']
@@ -58,15 +70,43 @@ def pem_reference(params, x, num_segments, memory_init='last_diff',
         for t in range(t_count):
             # Eq. 5: gamma = sigmoid(W_g [m_{t-1} || d_t]).
             gamma = sigmoid(wg @ torch.cat([memory, d[t]]) + bg)
+            assert gamma.shape == (gates, )
             memory = (1 - gamma) * memory + gamma * d[t]
+            assert memory.shape == (hidden, )
             a = sigmoid(wa @ memory + ba)  # Eq. 6
             out[v * t_count + t] = frames[t] * a[:, None, None]  # Eq. 3
     return out
 
 
+def pem_param_shapes(channels, reduction, gate):
+    """The parameter shapes Eq. 4-6 give for ``C`` channels, ratio ``r``
+    and the gate option (one gate per reduced channel or per segment)."""
+    hidden = channels // reduction
+    gates = {'channel': hidden, 'scalar': 1}[gate]
+    return {
+        'f1.0.weight': (hidden, channels), 'f1.0.bias': (hidden, ),
+        'f2.0.weight': (hidden, channels), 'f2.0.bias': (hidden, ),
+        'gate_proj.weight': (gates, 2 * hidden), 'gate_proj.bias': (gates, ),
+        'excite.weight': (channels, hidden), 'excite.bias': (channels, ),
+    }
+
+
+def random_pem_params(channels, reduction, gate, seed=1):
+    """Raw parameters of the shapes the equations give, drawn by the test
+    (not read from a module): large enough that the ReLUs of f1/f2 cut
+    and the sigmoids are far from linear."""
+    gen = torch.Generator().manual_seed(seed)
+    return {
+        name: torch.randn(shape, generator=gen, dtype=torch.float64)
+        for name, shape in pem_param_shapes(channels, reduction,
+                                            gate).items()
+    }
+
+
 def _reference(pem, x):
-    return pem_reference(pem.state_dict(), x, pem.num_segments,
-                         pem.memory_init, pem.last_diff)
+    """The reference on ``pem``'s weights, with the default options the
+    docstring names (checked against the equations' shapes)."""
+    return pem_reference(pem.state_dict(), x, T, reduction=4)
 
 
 @pytest.mark.parametrize('kwargs', [
@@ -74,12 +114,26 @@ def _reference(pem, x):
     dict(memory_init='zeros'),
     dict(memory_init='first_diff', last_diff='zeros'),
     dict(gate='scalar'),
+    dict(gate='scalar', memory_init='zeros', reduction=8),
+    dict(gate='channel', reduction=2),
+    dict(last_diff='zeros'),
 ])
 def test_pem_matches_equations(kwargs):
+    """The options come from the test, the parameters are drawn to the
+    shapes the equations give and loaded strictly into the module: a
+    module that builds a layer of another size (e.g. a scalar gate for
+    ``gate='channel'``) fails to load them."""
+    options = dict(memory_init='last_diff', last_diff='ones',
+                   gate='channel', reduction=4)
+    options.update(kwargs)
     pem = _pem(**kwargs)
-    _randomise(pem)
+    params = random_pem_params(C, options['reduction'], options['gate'])
+    pem.load_state_dict(params, strict=True)
     x = _features()
-    assert torch.allclose(pem(x), _reference(pem, x), atol=1e-12)
+    expected = pem_reference(params, x, T, options['memory_init'],
+                             options['last_diff'], options['gate'],
+                             options['reduction'])
+    assert torch.allclose(pem(x), expected, atol=1e-12)
 
 
 def _randomise(pem):
@@ -157,3 +211,60 @@ def test_pem_bad_settings_are_explained():
     backbone = MODELS.build(dict(type='ResNetTDRL', depth=18, num_segments=T))
     with pytest.raises(ValueError, match=f'num_segments={T}'):
         backbone(torch.randn(T + 1, 3, 32, 32))
+
+
+# The tests below kill mutmut survivors (docs/dev/testing.md names each).
+@pytest.mark.parametrize('channels,segments,reduction,gate', [
+    (6, 2, 3, 'channel'),  # T = 2, the fewest segments PEM accepts
+    (4, 3, 4, 'channel'),  # C / r = 1, the fewest reduced channels
+    (4, 2, 4, 'scalar'),
+])
+def test_pem_smallest_settings_match_equations(channels, segments,
+                                               reduction, gate):
+    torch.manual_seed(0)
+    pem = ProgressiveEnhancementModule(
+        channels, segments, reduction=reduction, gate=gate).double()
+    params = random_pem_params(channels, reduction, gate)
+    pem.load_state_dict(params, strict=True)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2 * segments, channels, 2, 2, generator=gen,
+                    dtype=torch.float64)
+    expected = pem_reference(params, x, segments, gate=gate,
+                             reduction=reduction)
+    assert torch.allclose(pem(x), expected, atol=1e-12)
+
+
+def test_pem_keeps_its_settings():
+    pem = ProgressiveEnhancementModule(C, T, reduction=8,
+                                       memory_init='zeros',
+                                       last_diff='zeros', gate='scalar')
+    assert (pem.in_channels, pem.num_segments, pem.reduction) == (C, T, 8)
+    assert (pem.memory_init, pem.last_diff, pem.gate) == ('zeros', 'zeros',
+                                                          'scalar')
+    assert pem.extra_repr() == (
+        f"num_segments={T}, memory_init='zeros', last_diff='zeros', "
+        "gate='scalar'")
+
+
+@pytest.mark.parametrize('args,kwargs,message', [
+    ((0, T), {}, 'ProgressiveEnhancementModule: `in_channels` must be an '
+     'integer >= 1, got 0.'),
+    ((C, T), dict(reduction=0), 'ProgressiveEnhancementModule: '
+     '`reduction` must be an integer >= 1, got 0.'),
+    ((C, 2.5), {}, 'ProgressiveEnhancementModule compares adjacent '
+     'segments, so `num_segments` must be an integer >= 2, got 2.5. Set '
+     "`model.backbone.num_segments` (and the pipelines' "
+     '`SampleFrames(num_clips=...)`) to 2 or more, e.g. 8, or build the '
+     'backbone without it (`enhancement_module=None`).'),
+    ((C, T), dict(memory_init='last'), 'ProgressiveEnhancementModule: '
+     "`memory_init` must be one of ('last_diff', 'first_diff', 'zeros'), "
+     "got 'last'."),
+    ((C, T), dict(last_diff='one'), 'ProgressiveEnhancementModule: '
+     "`last_diff` must be one of ('ones', 'zeros'), got 'one'."),
+    ((C, T), dict(gate='vector'), 'ProgressiveEnhancementModule: `gate` '
+     "must be one of ('channel', 'scalar'), got 'vector'."),
+])
+def test_pem_error_messages_verbatim(args, kwargs, message):
+    with pytest.raises(ValueError) as info:
+        ProgressiveEnhancementModule(*args, **kwargs)
+    assert str(info.value) == message

@@ -72,3 +72,39 @@ def test_eval_mode_loss_leaves_td_loss_out():
     losses = head.loss(feats, _samples(), num_segs=T,
                        td_features=[torch.randn(2 * T, 8, 4, 4)])
     assert 'loss_td' in losses
+
+
+# The tests below kill mutmut survivors (docs/dev/testing.md names each).
+def test_view_consensus_and_tsn_head_arguments_reach_the_head():
+    head = _head(segments_per_view=T, dropout_ratio=0.3,
+                 average_clips='score', init_std=0.05)
+    assert head.segments_per_view == T and head.dropout_ratio == 0.3
+    assert head.average_clips == 'score' and head.init_std == 0.05
+
+
+def test_loss_td_without_num_segments_gets_num_segs():
+    """A TD loss with no ``num_segments`` attribute at all (any loss, not
+    only TemporalDiversityLoss) is given the recognizer's ``num_segs``."""
+    head = _head(loss_td=dict(type='TemporalDiversityLoss'))
+    calls = []
+
+    class PlainLoss(torch.nn.Module):
+
+        def forward(self, z, num_segments):
+            calls.append(num_segments)
+            return z.sum() * 0
+
+    head.loss_td = PlainLoss()
+    head.loss(torch.randn(2 * T, C, 2, 2), _samples(), num_segs=T,
+              td_features=[torch.randn(2 * T, 4, 2, 2)])
+    assert calls == [T]
+
+
+def test_missing_td_features_message_verbatim():
+    head = _head(loss_td=dict(type='TemporalDiversityLoss'))
+    with pytest.raises(ValueError) as info:
+        head.loss_by_td_features([], T)
+    assert str(info.value) == (
+        'TSNTDHead has `loss_td` but received no `td_features`. Use '
+        '`SegmentRecognizer2D` with a backbone that provides them (e.g. '
+        'ResNetTDRL with non-empty `td_blocks`), or remove `loss_td`.')

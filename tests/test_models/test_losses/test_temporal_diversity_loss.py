@@ -130,3 +130,72 @@ def test_bad_settings_are_explained():
     with pytest.raises(ValueError, match='num_segments.*>= 2'):
         _build()(torch.randn(6, 4, 2, 2), num_segments=1)
     assert _build()(torch.randn(6, 4, 2, 2), num_segments=3).dim() == 0
+
+
+# The tests below kill mutmut survivors (docs/dev/testing.md names each).
+@pytest.mark.parametrize('kwargs,pattern', [
+    # a bool is not a ratio, a float is not a segment count (`or` -> `and`
+    # in the type checks let them through)
+    (dict(num_segments=4, ratio=True), r'ratio.*\[0, 1\], got True'),
+    (dict(num_segments=3.0), r'integer >= 2, got 3\.0'),
+    (dict(num_segments=True), 'integer >= 2, got True'),
+])
+def test_adversarial_settings_are_refused(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        _build(**kwargs)
+
+
+def test_error_messages_name_the_fix():
+    """Each message names the problem and the fix verbatim."""
+    cases = [
+        (lambda: _build(num_segments=4, ratio=2.0),
+         'The paper uses 0.5 (Table 5).'),
+        (lambda: _build(num_segments=1),
+         'TemporalDiversityLoss compares the segments of a video, so '
+         '`num_segments` must be an integer >= 2, got 1. Sample at least 2 '
+         'segments per video (e.g. `SampleFrames(num_clips=8)`) or remove '
+         '`loss_td`.'),
+        (lambda: _build()(torch.randn(6, 4)),
+         'TemporalDiversityLoss needs `num_segments`: set it in the loss '
+         "config (`loss_td=dict(type='TemporalDiversityLoss', "
+         'num_segments=8)`) or pass it to the call.'),
+        (lambda: _build(num_segments=4)(torch.randn(6, 5)),
+         'TemporalDiversityLoss got 6 segment features, which is not a '
+         'multiple of num_segments=4. Set `num_segments` to the segments per '
+         'video the backbone sees (for multi-view training set it '
+         'explicitly in `loss_td`).'),
+        (lambda: _build(num_segments=2)(torch.randn(6)),
+         'TemporalDiversityLoss expects features of shape (N*T, C, H, W), '
+         'got (6,).'),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError) as info:
+            call()
+        assert message in str(info.value)
+
+
+def test_pooled_features_without_spatial_dims():
+    """``(N*T, C)`` features (no trailing dims) are accepted: each
+    channel's "vector" is one value, so its cosines are signs."""
+    z = torch.tensor([[1., -2.], [3., 4.], [-1., 5.], [2., -3.]],
+                     dtype=torch.float64)
+    loss = _build(num_segments=2, ratio=1.0, loss_weight=1.0)
+    assert torch.allclose(loss(z), _reference(z[..., None, None], 2, 1.0,
+                                              1.0))
+    # video 0: channel 0 same sign (+1), channel 1 opposite (-1) -> 0;
+    # video 1: channel 0 opposite (-1), channel 1 opposite (-1) -> -2.
+    assert loss(z).item() == pytest.approx(-1.0)
+
+
+def test_norm_equal_to_eps_counts_as_vanishing():
+    """``|z| <= eps`` is a vanishing vector (cosine 0), the boundary
+    included."""
+    z = torch.zeros(2, 1, 1, 2, dtype=torch.float64)
+    z[0, 0, 0, 0] = 1.0  # norm exactly eps
+    z[1, 0, 0, 0] = 1.0
+    loss = _build(num_segments=2, ratio=1.0, loss_weight=1.0, eps=1.0)
+    assert loss(z).item() == 0.0
+    z[1, 0, 0, 0] = 2.0  # norm above eps, but segment 0 still vanishes
+    assert loss(z).item() == 0.0
+    z[0, 0, 0, 0] = 1.5
+    assert loss(z).item() == pytest.approx(1.0)

@@ -1,6 +1,8 @@
 # Copyright (c) mmaction_tdx contributors. All rights reserved.
+import os
 import os.path as osp
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -167,3 +169,115 @@ def test_resolve_class_order():
 def test_only_the_third_party_map_is_unverified():
     assert [name for name, order in LABEL_ORDERS.items()
             if not order.verified] == ['kinetics400-third-party-map']
+
+
+@pytest.mark.parametrize('perm,problem', [
+    # distinct, right length, but class 2 missing and row 5 absent
+    ([0, 1, 5], r'entry 2 is 5, outside 0\.\.2'),
+    ([0, 1, 3], r'entry 2 is 3, outside 0\.\.2'),  # K itself
+    ([0, 0, 1], r'index 0 is listed twice .*missing: \[2\]'),
+    ([2, 1, 2], r'index 2 is listed twice \(entries 0 and 2\)'),
+    ([-1, 0, 1], r'entry 0 is -1, outside'),
+    ([0, 1], 'it has 2 entries for 3 classes'),
+    ([2, 0, 1, 3], 'it has 4 entries for 3 classes'),
+    ([], 'it has 0 entries for 3 classes'),
+    ([0, 1.0, 2], r'entry 1 is 1\.0, not an integer'),
+    ([0, 2.7, 1], r'entry 1 is 2\.7, not an integer'),
+    ([0, True, 2], 'entry 1 is True, not an integer'),
+    ([0, '1', 2], "entry 1 is '1', not an integer"),
+    (np.array([0., 1., 2.]), 'entry 0 is .*0.0.*not an integer'),
+    ('012', "got a string, '012'"),
+])
+def test_check_permutation_refuses_adversarial_maps(perm, problem):
+    """Only a permutation of range(K) passes, whatever else the entries
+    get right (count, distinctness, length)."""
+    with pytest.raises(ValueError, match='Invalid class map: ' + problem) \
+            as info:
+        check_permutation(perm, 3)
+    assert 'the 3 class indices 0..2 exactly once' in str(info.value)
+    assert 'fix the map or its file' in str(info.value)
+    with pytest.raises(ValueError, match='Invalid class map'):
+        resolve_class_order(3, class_map=perm)
+
+
+def test_check_permutation_accepts_and_normalises():
+    assert check_permutation([2, 0, 1], 3) == [2, 0, 1]
+    out = check_permutation(np.array([1, 0], dtype=np.int64), 2)
+    assert out == [1, 0] and all(type(v) is int for v in out)
+    assert check_permutation((0, ), 1) == [0]
+    assert check_permutation([], 0) == []
+    perm, why = resolve_class_order(3, class_map=np.array([1, 2, 0]))
+    assert perm == [1, 2, 0] and 'class map' in why
+
+
+def test_permutation_by_name_refuses_duplicates(tmp_path):
+    """A name listed twice is refused on either side, even when the sets
+    of names agree; names are read verbatim (UTF-8, only the line end
+    stripped) and compared with ``_`` and runs of spaces as one space."""
+    with pytest.raises(ValueError, match='^Duplicate class names in the '
+                       r'source list\.$'):
+        permutation_by_name(['a', 'a_b', 'a b'], ['a', 'a b', 'a b'])
+    with pytest.raises(ValueError, match=r'differ.*\(2 vs 2 classes\)'):
+        permutation_by_name(['a', 'b'], ['a', 'a'])
+    with pytest.raises(ValueError, match=r'differ.*\(2 vs 3 classes\)'):
+        permutation_by_name(['a', 'b'], ['a', 'a', 'b'])
+    path = tmp_path / 'names.txt'
+    path.write_bytes('Zürich BOX\r\n\nsquat_X\n'.encode('utf-8'))
+    assert read_class_names(str(path)) == ['Zürich BOX', 'squat_X']
+    assert permutation_by_name(['squat  x', 'b'], ['b', 'squat_x']) == [1, 0]
+    with pytest.raises(ValueError, match=r"target only: \['c d'\], in the "
+                       r"source only: \['a b'\]"):
+        permutation_by_name(['a_b'], ['c__d '])
+
+
+
+def test_long_listings_in_messages_are_cut_at_ten():
+    """Messages list at most 10 names or indices (and 40 characters of a
+    string given as a map), whatever the size of the problem."""
+    source = [f'a{i:02d}' for i in range(12)]
+    target = [f'b{i:02d}' for i in range(12)]
+    with pytest.raises(ValueError) as info:
+        permutation_by_name(source, target)
+    assert str(info.value) == (
+        f'The class lists differ: in the target only: {target[:10]}, in the '
+        f'source only: {source[:10]} (12 vs 12 classes).')
+    with pytest.raises(ValueError, match=r'missing: \[1, 2, 3, 4, 5, 6, 7, '
+                       r'8, 9, 10\]\.'):
+        check_permutation([0] * 12, 12)
+    with pytest.raises(ValueError, match="got a string, '" + '7' * 40 +
+                       "'. "):
+        check_permutation('7' * 50, 50)
+
+
+def test_read_class_names_is_utf8_whatever_the_locale(tmp_path):
+    """Label maps are UTF-8 files: read them as such under an ASCII locale
+    too (``open()`` without an encoding would fail there)."""
+    import subprocess
+    import sys
+    path = tmp_path / 'names.txt'
+    path.write_bytes('Zürich\nb\n'.encode('utf-8'))
+    # In this process too: mutmut runs a test on a function's mutants only
+    # if the test calls it in-process.
+    assert read_class_names(str(path)) == ['Zürich', 'b']
+    module = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__))))), 'mmaction_tdx', 'models', 'utils',
+        'tdn_class_orders.py')
+    # The module file alone (stdlib imports only): a fast interpreter.
+    # Under its own name, as mutation testing names the mutants.
+    name = 'mmaction_tdx.models.utils.tdn_class_orders'
+    code = ('import importlib.util, sys\n'
+            f'spec = importlib.util.spec_from_file_location({name!r}, '
+            f'{module!r})\n'
+            'm = importlib.util.module_from_spec(spec)\n'
+            'spec.loader.exec_module(m)\n'
+            f'names = m.read_class_names({str(path)!r})\n'
+            # ASCII source: the command line itself is decoded as ASCII.
+            'print(names == ["Z\\u00fcrich", "b"])\n')
+    # The parent's environment kept (mutation testing selects its mutant
+    # through it), the locale made ASCII.
+    env = dict(os.environ, LC_ALL='C', LANG='C', PYTHONCOERCECLOCALE='0',
+               PYTHONUTF8='0', PYTHONIOENCODING='utf-8')
+    result = subprocess.run([sys.executable, '-c', code], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'True'
