@@ -156,7 +156,7 @@ def test_bad_inputs_are_named(tmp_path, recognizer, long_video):
         VideoFileSource(str(garbage))
     empty = tmp_path / 'empty.mp4'
     empty.write_bytes(b'')
-    with pytest.raises(FrameSourceError, match='empty'):
+    with pytest.raises(FrameSourceError, match='empty file'):
         VideoFileSource(str(empty))
     with pytest.raises(FrameSourceError, match='does not exist'):
         VideoFileSource(str(tmp_path / 'missing.mp4'))
