@@ -396,14 +396,10 @@ class ReleaseLayoutTDN(nn.Module):
 
 
 def switch_to_deploy(model: nn.Module) -> List[str]:
-    """Call every outermost ``switch_to_deploy()`` below ``model``."""
-    done: List[str] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(d + '.') for d in done):
-            continue
-        if module is not model and hasattr(module, 'switch_to_deploy'):
-            module.switch_to_deploy()
-            done.append(name)
+    """The library's ``switch_to_deploy`` (every outermost one below
+    ``model``), refusing a model that has none."""
+    from mmaction_tdx.apis import switch_to_deploy as deploy_all
+    done = deploy_all(model)
     if not done:
         raise ValueError(
             f'{type(model).__name__} has no module with switch_to_deploy(); '

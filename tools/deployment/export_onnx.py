@@ -151,21 +151,9 @@ def load_model(config: str, checkpoint: Optional[str],
     bind_view_heads(model)  # idempotent; a per-view head needs its T
     model.eval()
     if deploy:
+        from mmaction_tdx.apis import switch_to_deploy
         switch_to_deploy(model)
     return model
-
-
-def switch_to_deploy(model: nn.Module) -> List[str]:
-    """Call ``switch_to_deploy()`` of every submodule that has one (once,
-    outermost first); returns their names."""
-    done: List[str] = []
-    for name, module in model.named_modules():
-        if any(name.startswith(d + '.') for d in done if d):
-            continue
-        if module is not model and hasattr(module, 'switch_to_deploy'):
-            module.switch_to_deploy()
-            done.append(name)
-    return done
 
 
 def export(wrapper: ExportableRecognizer, shape: Sequence[int], out: str,
