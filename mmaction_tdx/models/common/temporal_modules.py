@@ -179,64 +179,32 @@ class ChannelwiseTemporalConv(nn.Module):
         ``out[n, t, c] = sum_j w[c, j] * x[n, t + j - k // 2, c]`` (zero
         outside ``[0, T)``), i.e. ``self.conv`` applied to the sequence of
         ``T`` segments at every spatial position, computed as ``k``
-        shifted multiply-adds over the features in their own
-        ``(N, T, C, H*W)`` layout, in one of two equal ways:
+        multiply-adds of shifted slices of the features zero-padded along
+        ``T``, in their own ``(N, T, C, H*W)`` layout.
 
-        * eager (:meth:`shifted_sum_in_place`): the multiply-adds
-          accumulate in place into slices of ``out``, a tensor created
-          here (never into ``x``): the fewest passes over memory;
-        * under ``torch.compile`` (:meth:`shifted_sum_padded`): ``x``
-          zero-padded along ``T`` and ``k`` shifted slices of it summed,
-          with no writes into slices. Inductor turns slice writes into
-          ``slice_scatter`` chains; fused with the producer of ``x``
-          (e.g. PEM's attention product) and inductor's channels-last
-          layout on CPUs, they compiled to kernels slower than eager
-          (TDRL-R50 742 vs 607 ms, docs/benchmark.md), while the padded
-          sum fuses into one pointwise kernel. In eager PyTorch the
-          padding is a full copy (2-20 times slower than the in-place
-          sum), hence the two forms.
-
-        Why not ``self.conv`` itself: it needs ``T`` last, i.e. a
-        transposed copy of the features in and out, around a convolution
-        over sequences of only ``T`` steps; on a CPU that costs 2-4 times
-        the shifted sum.
+        Why this form (docs/benchmark.md, issue 24): ``self.conv`` itself
+        needs ``T`` last, i.e. a transposed copy of the features in and
+        out around a convolution over sequences of only ``T`` steps (2-4
+        times the shifted sum on a CPU). Accumulating in place into slices
+        of the output saves the padding copy in eager PyTorch, but under
+        ``torch.compile`` the slice writes become ``slice_scatter`` chains
+        that inductor fuses with the producer of ``x`` (PEM's attention
+        product) into kernels slower than eager (TDRL-R50 742 vs 607 ms).
+        The padded sum has no writes into slices and compiles to one
+        pointwise kernel; in eager it costs one copy of ``x`` more.
         """
         nt, c, h, w = x.shape
         t = self.num_segments
-        seq = x.view(nt // t, t, c, h * w)
-        if torch.compiler.is_compiling():
-            out = self.shifted_sum_padded(seq)
-        else:
-            out = self.shifted_sum_in_place(seq)
+        centre = self.kernel_size // 2
+        weight = self.conv.weight[:, 0, :, None]  # (C, k, 1)
+        padded = F.pad(x.view(nt // t, t, c, h * w),
+                       (0, 0, 0, 0, centre, centre))
+        # Segment t reads padded segment t + j, i.e. x[t + j - centre].
+        out = padded[:, centre:centre + t] * weight[:, centre]
+        for j in range(self.kernel_size):
+            if j != centre:
+                out = torch.addcmul(out, padded[:, j:j + t], weight[:, j])
         return out.view(nt, c, h, w)
-
-    def shifted_sum_in_place(self, seq: torch.Tensor) -> torch.Tensor:
-        """The convolution of ``(N, T, C, L)`` segments along ``T``, as
-        in-place multiply-adds into slices of a new tensor."""
-        t = seq.shape[1]
-        weight = self.conv.weight[:, 0, :, None]  # (C, k, 1)
-        centre = self.kernel_size // 2
-        out = seq * weight[:, centre]
-        for offset in range(1, min(centre, t - 1) + 1):
-            # Segment t reads segment t - offset (kernel index
-            # centre - offset) and t + offset (index centre + offset).
-            out[:, offset:].addcmul_(seq[:, :-offset],
-                                     weight[:, centre - offset])
-            out[:, :-offset].addcmul_(seq[:, offset:],
-                                      weight[:, centre + offset])
-        return out
-
-    def shifted_sum_padded(self, seq: torch.Tensor) -> torch.Tensor:
-        """The same convolution as padded shifted sums, without in-place
-        writes: ``out[:, t] = sum_j w[:, j] * pad(seq)[:, t + j]``."""
-        t = seq.shape[1]
-        weight = self.conv.weight[:, 0, :, None]  # (C, k, 1)
-        centre = self.kernel_size // 2
-        padded = F.pad(seq, (0, 0, 0, 0, centre, centre))
-        out = padded[:, :t] * weight[:, 0]
-        for j in range(1, self.kernel_size):
-            out = out + padded[:, j:j + t] * weight[:, j]
-        return out
 
     def extra_repr(self) -> str:
         return (f'num_segments={self.num_segments}, init={self.init!r}, '
