@@ -27,12 +27,12 @@ Example::
 """
 import argparse
 import contextlib
+import datetime
 import glob
 import json
 import logging
 import os
 import os.path as osp
-import re
 import subprocess
 import sys
 import time
@@ -59,9 +59,9 @@ DEFAULT_MODELS = ('tsn', 'tsm', 'tdn', 'tdrl')
 PAIR_NAMES = [f'{a} / {b}' for a, b in MOTION_PAIRS]
 SHORT_PAIR_NAMES = ('right/left', 'down/up', 'approach/recede', 'cw/acw',
                     'appear/vanish')
-# MMEngine's training log line, e.g.
-# "Epoch(train) [3][25/25] ... eta: 0:01:02 ... loss: 0.41 top1_acc: 0.9"
-TRAIN_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
+# tools/_quickstart_progress.py, imported by the training process (MMEngine
+# builds a `module.Class` type by importing it; tools/ is on its sys.path).
+PROGRESS_HOOK = '_quickstart_progress.EpochProgressHook'
 
 
 def parse_args(argv=None):
@@ -142,23 +142,21 @@ def as_cfg_options(overrides: dict) -> list:
     return [f'{key}={value}' for key, value in overrides.items()]
 
 
-def _field(line: str, key: str):
-    match = re.search(rf'\b{key}: ([0-9.:e+-]+)', line)
-    return match.group(1) if match else None
-
-
 def run(cmd: list, log_path: str, progress=None) -> None:
-    """Run ``cmd``, its output into ``log_path``; ``progress(line)`` sees
-    every line as it comes."""
-    with open(log_path, 'w') as log:
-        process = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1)
-        for line in process.stdout:
-            log.write(line)
+    """Run ``cmd``, its output into ``log_path``. With ``progress`` (an
+    :class:`EpochProgress`), the command inherits its pipe, and it shows
+    each message that comes down the pipe until the command ends."""
+    try:
+        with open(log_path, 'w') as log:
+            process = subprocess.Popen(
+                cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                pass_fds=progress.pass_fds if progress else ())
             if progress is not None:
-                progress(line)
-        returncode = process.wait()
+                progress.follow()
+            returncode = process.wait()
+    finally:
+        if progress is not None:
+            progress.close()
     if returncode != 0:
         with open(log_path) as f:
             tail = ''.join(f.readlines()[-30:])
@@ -167,38 +165,67 @@ def run(cmd: list, log_path: str, progress=None) -> None:
 
 
 class EpochProgress:
-    """Prints one line per finished epoch of a ``tools/train.py`` log:
-    loss and training accuracy averaged over the epoch's logged
-    iterations (every 5th and the last), time, MMEngine's ETA."""
+    """Prints one line per finished epoch of a ``tools/train.py`` run: loss
+    and training accuracy averaged over the epoch's iterations, time, ETA.
+
+    The figures are the runner's own: the run gets
+    :attr:`cfg_options`, which add ``_quickstart_progress``'s
+    ``EpochProgressHook`` writing to this object's pipe (no log text is
+    read). Use with :func:`run`, which passes the pipe on and calls
+    :meth:`follow`.
+    """
 
     def __init__(self, title: str, runs_left: int):
         self.title = title
         self.runs_left = runs_left  # runs after this one
         self.began = time.time()
-        self.losses, self.accs = [], []
+        self._read_fd, self._write_fd = os.pipe()
 
-    def __call__(self, line: str) -> None:
-        match = TRAIN_LINE.search(line)
-        if not match:
-            return
-        loss, acc = _field(line, 'loss'), _field(line, 'top1_acc')
-        if loss:
-            self.losses.append(float(loss))
-        if acc:
-            self.accs.append(float(acc))
-        if match.group(2) != match.group(3):
-            return
-        text = f'    {self.title} epoch {match.group(1)}:'
-        if self.losses:
-            text += f' loss {np.mean(self.losses):.3f},'
-        if self.accs:
-            text += f' train acc {np.mean(self.accs):.0%},'
-        text += (f' {time.time() - self.began:.0f} s, '
-                 f'ETA {_field(line, "eta") or "?"}')
+    @property
+    def cfg_options(self) -> dict:
+        """The ``--cfg-options`` that add the hook (a default hook: the
+        config's own hooks stay)."""
+        return {
+            'default_hooks.progress.type': PROGRESS_HOOK,
+            'default_hooks.progress.fd': self._write_fd,
+        }
+
+    @property
+    def pass_fds(self) -> tuple:
+        """The descriptor the training process must inherit."""
+        return () if self._write_fd is None else (self._write_fd, )
+
+    def follow(self) -> None:
+        """Print a line per message until the training process (and its
+        data loader workers) closed the pipe."""
+        # Ours closed, the pipe ends when the last writer exits.
+        os.close(self._write_fd)
+        self._write_fd = None
+        with os.fdopen(self._read_fd) as messages:
+            self._read_fd = None
+            for message in messages:
+                print(self.line(json.loads(message)), flush=True)
+
+    def close(self) -> None:
+        for fd in (self._read_fd, self._write_fd):
+            if fd is not None:
+                os.close(fd)
+        self._read_fd = self._write_fd = None
+
+    def line(self, message: dict) -> str:
+        """The line of one ``EpochProgressHook`` message."""
+        text = (f'    {self.title} epoch {message["epoch"]}/'
+                f'{message["max_epochs"]}:')
+        if message.get('loss') is not None:
+            text += f' loss {message["loss"]:.3f},'
+        if message.get('top1_acc') is not None:
+            text += f' train acc {message["top1_acc"]:.0%},'
+        eta = message.get('eta_s')
+        eta = '?' if eta is None else datetime.timedelta(seconds=round(eta))
+        text += f' {time.time() - self.began:.0f} s, ETA {eta}'
         if self.runs_left:
             text += f' (+{self.runs_left} more run(s))'
-        print(text, flush=True)
-        self.losses, self.accs = [], []
+        return text
 
 
 def score_checkpoint(config: str, checkpoint: str, overrides: dict,
@@ -282,10 +309,12 @@ def train_and_test(config, seed, args, runs_left):
     else:
         overrides = config_overrides(args.data_root, args.epochs)
         began = time.time()
+        progress = EpochProgress(title, runs_left)
         run([
             sys.executable, 'tools/train.py', config, '--work-dir', work_dir,
-            '--seed', str(seed), '--cfg-options', *as_cfg_options(overrides)
-        ], osp.join(work_dir, 'train.log'), EpochProgress(title, runs_left))
+            '--seed', str(seed), '--cfg-options',
+            *as_cfg_options({**overrides, **progress.cfg_options})
+        ], osp.join(work_dir, 'train.log'), progress)
         train_time = time.time() - began
         with open(osp.join(work_dir, 'last_checkpoint')) as f:
             checkpoint = f.read().strip()

@@ -5,7 +5,7 @@ _base_ = ['./default_runtime.py']
 
 default_hooks = dict(
     # ignore_last=False: the last iteration of every epoch is logged too,
-    # which tools/run_quickstart.py turns into its per-epoch progress line.
+    # so train.log shows where each epoch ended.
     logger=dict(interval=5, ignore_last=False),
     checkpoint=dict(interval=4, max_keep_ckpts=1, save_best='auto'))
 env_cfg = dict(dist_cfg=dict(backend='gloo'))

@@ -7,7 +7,10 @@ nothing where the installed upstream is already fixed. ``is_needed()``
 decides from installed versions (:mod:`._versions`) or files, never by
 parsing upstream's source or building a model: every process (and DDP
 rank) runs it on import. A fix that only our own classes need lives in
-them, not in a patched upstream class (:mod:`.resnet_tsm_scratch`).
+them, not in a patched upstream class (:mod:`.resnet_tsm_scratch`); one
+that is only a base of our classes and applies nothing on import is no
+entry of :data:`FIXES` (:mod:`.resnet_train`: our ResNet backbones'
+``train()`` returns the module).
 :func:`apply_all` runs them in the order their dependencies need (the
 ``mmaction.models`` import fixes before anything that imports
 ``mmaction.models``).
@@ -24,7 +27,6 @@ from . import (
     mmaction_drn,
     mmengine_config_scope,
     mmengine_cpu_dist,
-    resnet_train,
     resnet_tsm_scratch,
     torch_load,
 )
@@ -34,7 +36,6 @@ FIXES = OrderedDict([
     ('importlib_metadata', importlib_metadata_shim),
     ('mmaction_drn', mmaction_drn),
     ('torch_weights_only', torch_load),
-    ('resnet_train_returns_self', resnet_train),
     ('mmengine_config_scope', mmengine_config_scope),
     ('resnet_tsm_from_scratch', resnet_tsm_scratch),
     ('mmengine_cpu_distributed', mmengine_cpu_dist),

@@ -3,57 +3,54 @@
 
 Upstream defect (mmaction2 1.2.0, ``mmaction/models/backbones/resnet.py``):
 ``ResNet.train`` overrides ``nn.Module.train`` to freeze stages and BN but
-has no ``return self``. Every subclass (ResNetTSM, TANet, our ResNetTDN and
-ResNetTDRL, ...) inherits it, so ``backbone.eval().cuda()`` or
-``model.backbone.train(False).requires_grad_(False)`` raise
+has no ``return self``. Every subclass (ResNetTSM, TANet, ...) inherits it,
+so ``backbone.eval().cuda()`` or
+``backbone.train(False).requires_grad_(False)`` raise
 ``AttributeError: 'NoneType' object has no attribute ...``.
-``nn.Module.eval`` also returns ``self.train(False)``, so ``.eval()`` chains
-break the same way.
+``nn.Module.eval`` returns ``self.train(False)``, so ``.eval()`` chains
+break the same way. A recognizer's ``.eval()`` is ``nn.Module``'s and
+returns the recognizer, whatever its backbone's ``train`` returns.
 
-The fix wraps the method once so that it returns ``self`` (and returns
-whatever upstream returns when that is not None, so a fixed upstream is
-unaffected). It is needed while the installed ``mmaction2`` is at most
-:data:`LAST_DEFECTIVE` (1.2.0, the latest release at the time of
-writing).
+The fix leaves MMAction2's class alone (importing ``mmaction_tdx`` changes
+no upstream class): :class:`TrainReturnsSelfMixin` is a base of our
+ResNet-based backbones (``TemporalResNet``, hence ``ResNetTDN``,
+``ResNetTDRL`` and ``ResNetTSMTD``). Upstream's ``ResNet`` and its other
+subclasses keep returning ``None`` on this stack; don't chain on them.
+
+:func:`is_needed` says whether the installed ``mmaction2`` is at most
+:data:`LAST_DEFECTIVE` (1.2.0, the latest release at the time of writing).
+The mixin does not ask it: it returns upstream's result whenever that is
+not None, so a fixed upstream is unaffected.
 """
-import functools
-
 from . import _versions
 
-_MARK = '_mmaction_tdx_returns_self'
 #: The last mmaction2 release whose ``ResNet.train`` returns None.
 LAST_DEFECTIVE = '1.2.0'
 
 
-def _upstream_resnet():
-    from mmaction.models.backbones.resnet import ResNet
-    return ResNet
-
-
 def is_needed() -> bool:
-    if getattr(_upstream_resnet().train, _MARK, False):
-        return False
+    """Whether the installed ``mmaction2``'s ``ResNet.train`` returns None
+    (decided from its version; no source is read, no model built)."""
     return _versions.at_most('mmaction2', LAST_DEFECTIVE)
 
 
-def apply() -> bool:
-    """Make ``ResNet.train`` return ``self``.
+class TrainReturnsSelfMixin:
+    """``train()`` (hence ``eval()``) of a ``ResNet`` subclass that returns
+    the module, as ``nn.Module.train`` does.
 
-    Returns:
-        bool: True if the wrapper is active after the call.
+    Upstream's ``train`` still runs first, unchanged: it sets the mode and
+    then re-freezes ``frozen_stages`` and, with ``norm_eval``, puts the BN
+    layers back in eval mode. Put the mixin first in the bases.
+
+    Example::
+
+        @MODELS.register_module()
+        class MyResNet(TrainReturnsSelfMixin, ResNet):
+            ...
+
+        backbone = MyResNet(depth=18).eval().requires_grad_(False)
     """
-    resnet_cls = _upstream_resnet()
-    if getattr(resnet_cls.train, _MARK, False):
-        return True
-    if not is_needed():
-        return False
-    upstream_train = resnet_cls.train
 
-    @functools.wraps(upstream_train)
     def train(self, mode: bool = True):
-        result = upstream_train(self, mode)
+        result = super().train(mode)
         return self if result is None else result
-
-    setattr(train, _MARK, True)
-    resnet_cls.train = train
-    return True

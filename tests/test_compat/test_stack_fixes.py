@@ -2,6 +2,7 @@
 """Each compat fix: the defect is real without it, gone with it, and the fix
 stands aside where upstream is fixed."""
 import importlib
+import json
 import os.path as osp
 import types
 
@@ -35,7 +36,6 @@ def test_needed_fixes_are_active_on_this_stack():
         importlib_metadata=False,
         mmaction_drn=True,
         torch_weights_only=True,
-        resnet_train_returns_self=True,
         mmengine_config_scope=True,
         resnet_tsm_from_scratch=True,
         mmengine_cpu_distributed=True), status
@@ -90,30 +90,131 @@ def test_importlib_metadata_declared_as_dependency():
     assert backport.__name__ == 'importlib_metadata'
 
 
-def test_resnet_train_defect_real_and_fixed(python_runner):
-    code = '''
+def _our_resnet_backbones():
+    """Our registered backbones built on MMAction2's ``ResNet``, by name
+    (every registry of the tree, so that a new one cannot be missed)."""
+    from mmaction.models.backbones.resnet import ResNet
+    from mmengine.registry import MODELS as ROOT
+
+    import mmaction_tdx.models  # noqa: F401  (registers them)
+    found, registries = {}, [ROOT]
+    while registries:
+        registry = registries.pop()
+        registries.extend(registry.children.values())
+        for name, cls in registry.module_dict.items():
+            if isinstance(cls, type) and issubclass(cls, ResNet) and \
+                    cls.__module__.startswith('mmaction_tdx.'):
+                found[name] = cls
+    return found
+
+
+OUR_RESNETS = _our_resnet_backbones()
+
+
+def test_import_leaves_upstream_resnet_train_alone(python_runner):
+    """``import mmaction_tdx`` (and building our backbones) changes no
+    attribute of MMAction2's ``ResNet``: ``ResNet.train`` is the very
+    function object its module defined, and it still returns None where
+    :func:`resnet_train.is_needed` says so (the defect our mixin works
+    around is real)."""
+    result = python_runner('''
+    import importlib.abc, importlib.util, json, sys
+    defined = {}
+
+    class Snapshot(importlib.abc.MetaPathFinder):
+        """ResNet's attributes right after its module ran."""
+        def find_spec(self, name, path=None, target=None):
+            if name != 'mmaction.models.backbones.resnet':
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(name)
+            exec_module = spec.loader.exec_module
+            def record(module):
+                exec_module(module)
+                defined.update(vars(module.ResNet))
+            spec.loader.exec_module = record
+            return spec
+
+    sys.meta_path.insert(0, Snapshot())
     import mmaction_tdx
-    from mmaction.models import ResNet
-    net = ResNet(depth=18, pretrained=None)
-    print(net.eval() is net, net.train() is net)
-    '''
-    broken = python_runner(
-        code, env=dict(MMACTION_TDX_SKIP_COMPAT='resnet_train_returns_self'))
-    assert broken.returncode == 0, broken.stderr
-    if broken.stdout.split() == ['True', 'True']:
-        pytest.skip('upstream ResNet.train already returns self')
-    assert broken.stdout.split() == ['False', 'False']
-    fixed = python_runner(code)
-    assert fixed.stdout.split() == ['True', 'True'], fixed.stderr
+    from mmaction.models import ResNet, ResNetTSM
+    from mmaction.registry import MODELS
+    from mmaction_tdx.compat import resnet_train
+    for name in ('ResNetTDN', 'ResNetTDRL', 'ResNetTSMTD'):
+        MODELS.build(dict(type=name, depth=18, num_segments=2)).eval()
+    assert 'train' in defined, 'the snapshot hook did not run'
+    changed = sorted(k for k in set(defined) | set(vars(ResNet))
+                     if vars(ResNet).get(k) is not defined.get(k))
+    print(json.dumps(dict(
+        same=ResNet.__dict__['train'] is defined['train'],
+        subclass_same=ResNetTSM.train is defined['train'],
+        changed=changed,
+        returns_none=ResNet(depth=18).eval() is None,
+        needed=resnet_train.is_needed())))
+    ''')
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found['same'] and found['subclass_same'], found
+    assert found['changed'] == [], found
+    assert found['returns_none'] == found['needed'], found
 
 
-def test_resnet_train_still_freezes_and_sets_bn_eval():
-    from mmaction.models import ResNet
-    net = ResNet(depth=18, pretrained=None, frozen_stages=1, norm_eval=True)
+@pytest.mark.parametrize('name', sorted(OUR_RESNETS))
+def test_our_resnets_return_self_and_keep_freezing(name):
+    """``train()``/``eval()`` return the module (chains work) and still do
+    what upstream's ``train`` does: re-freeze ``frozen_stages`` and, with
+    ``norm_eval``, keep every BN in eval mode."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    net = OUR_RESNETS[name](
+        depth=18, num_segments=2, frozen_stages=1, norm_eval=True)
+    assert net.eval() is net and not net.training
+    assert net.train(False) is net and not net.training
+    assert net.train() is net and net.training
+    assert net.eval().requires_grad_(False) is net  # a chain
+    net.requires_grad_(True)
+    net.train()
+    frozen = list(net.conv1.parameters()) + list(net.layer1.parameters())
+    assert frozen and not any(p.requires_grad for p in frozen)
+    assert not any(m.training for m in net.layer1.modules())
+    assert all(p.requires_grad for p in net.layer2.parameters())
+    assert net.layer2.training
+    norms = [m for m in net.modules() if isinstance(m, _BatchNorm)]
+    assert norms and not any(m.training for m in norms)
+    # Without norm_eval the unfrozen stages' BN layers train.
+    net.norm_eval = False
     assert net.train() is net
-    assert not net.conv1.bn.training  # norm_eval kept by the wrapped method
-    assert not net.conv1.conv.weight.requires_grad
-    assert not resnet_train.is_needed()
+    assert all(m.training for m in net.layer2.modules()
+               if isinstance(m, _BatchNorm))
+    assert not net.conv1.bn.training  # frozen stem
+
+
+def test_our_resnet_backbones_are_found():
+    assert {'ResNetTDN', 'ResNetTDRL', 'ResNetTSMTD'} <= set(OUR_RESNETS)
+    for cls in OUR_RESNETS.values():
+        assert issubclass(cls, resnet_train.TrainReturnsSelfMixin), cls
+
+
+def test_mixin_defers_to_a_fixed_upstream():
+    """Upstream's result is returned whenever it is not None."""
+    calls = []
+
+    class Upstream:
+
+        def __init__(self, result):
+            self.result = result
+
+        def train(self, mode=True):
+            calls.append(mode)
+            return self.result
+
+    class Ours(resnet_train.TrainReturnsSelfMixin, Upstream):
+        pass
+
+    fixed = Ours('upstream result')
+    assert fixed.train(False) == 'upstream result'
+    defective = Ours(None)
+    assert defective.train() is defective
+    assert calls == [False, True]
 
 
 def test_fixes_are_idempotent():
@@ -215,11 +316,6 @@ def test_resnet_fixes_decide_by_the_installed_version(fix, monkeypatch):
     assert fix.LAST_DEFECTIVE == '1.2.0'
     from importlib.metadata import version
     assert version('mmaction2') == '1.2.0'
-    if fix is resnet_train:
-        # its wrapper is installed on this stack: ask about an unwrapped
-        # upstream ResNet
-        monkeypatch.setattr(fix, '_upstream_resnet', lambda: types.
-                            SimpleNamespace(train=lambda self, mode: None))
     for found, needed in (('1.2.0', True), ('1.1.0', True),
                           ('1.2.1', False), ('2.0.0rc1', False)):
         monkeypatch.setattr(fix._versions, 'installed',

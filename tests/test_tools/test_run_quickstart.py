@@ -4,6 +4,7 @@ predictions) and the whole job on a tiny dataset and one epoch."""
 import os.path as osp
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -76,8 +77,13 @@ def test_quickstart_prints_progress_a_table_and_a_png(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[
         -2000:]
     lines = result.stdout.splitlines()
-    assert any(line.strip().startswith('TSN epoch 1: loss')
-               and 'ETA' in line for line in lines)
+    # The progress lines come from the runner (EpochProgressHook), one per
+    # model and epoch.
+    for model in ('TSN', 'TDRL'):
+        progress = [line for line in lines
+                    if line.strip().startswith(f'{model} epoch 1/1: loss')]
+        assert len(progress) == 1 and 'train acc' in progress[0] and \
+            'ETA 0:00:00' in progress[0], lines
     header = next(i for i, line in enumerate(lines)
                   if line.startswith('model'))
     rows = [line.split() for line in lines[header + 2:header + 4]]
@@ -92,17 +98,59 @@ def test_quickstart_prints_progress_a_table_and_a_png(tmp_path):
     assert 'quick start finished: 2 models' in result.stdout
 
 
-def test_progress_line_averages_the_epochs_logged_iterations(tool, capsys):
+def test_progress_line_averages_the_epochs_iterations(
+        tool, capsys, monkeypatch):
+    """The runner's hook sends each finished epoch down the pipe; the tool
+    prints it: means over all the epoch's iterations, MMEngine-style
+    ETA."""
+    import torch
+    hook_module = load_tool('tools/_quickstart_progress.py')
     progress = tool.EpochProgress('TSM', runs_left=2)
-    head = '12/01 11:54:41 - mmengine - INFO - Epoch(train) '
-    progress(head + '[1][ 5/16]  lr: 1e-03  eta: 0:18:02  time: 8.8  '
-             'loss: 2.2  top1_acc: 0.2500  loss_cls: 2.2')
-    assert capsys.readouterr().out == ''  # not the end of the epoch
-    progress(head + '[1][16/16]  lr: 1e-03  eta: 0:17:00  time: 8.8  '
-             'loss: 1.8  top1_acc: 0.3500  loss_cls: 1.8')
+    hook = hook_module.EpochProgressHook(
+        progress.cfg_options['default_hooks.progress.fd'])
+    clock = iter([100.0, 110.0])
+    monkeypatch.setattr(hook_module.time, 'perf_counter',
+                        lambda: next(clock))
+    runner = types.SimpleNamespace(epoch=0, max_epochs=3, iter=0,
+                                   max_iters=6)
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
+    for loss, acc in ((2.2, 0.25), (1.8, 0.35)):
+        hook.after_train_iter(runner, runner.iter, outputs=dict(
+            loss=torch.tensor(loss), top1_acc=torch.tensor(acc),
+            loss_cls=torch.tensor(9.0)))
+        runner.iter += 1
+    hook.after_train_epoch(runner)
+    assert capsys.readouterr().out == ''  # shown by follow(), in run()
+    progress.follow()
     line = capsys.readouterr().out
-    assert line.startswith('    TSM epoch 1: loss 2.000, train acc 30%,')
-    assert 'ETA 0:17:00 (+2 more run(s))' in line
+    assert line.startswith('    TSM epoch 1/3: loss 2.000, train acc 30%,')
+    # 10 s for 2 iterations, 4 left
+    assert line.endswith(' s, ETA 0:00:20 (+2 more run(s))\n'), line
+    progress.close()  # nothing left open
+    assert progress.pass_fds == ()
+
+
+def test_progress_hook_joins_the_configs_hooks(tool, monkeypatch):
+    """The options add the hook beside the config's default hooks, and
+    MMEngine builds its ``module.Class`` type from tools/ (on the training
+    process's sys.path, as tools/train.py puts it)."""
+    from mmaction.registry import HOOKS
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(
+        REPO_ROOT, 'configs', 'quickstart',
+        'tsn_r18_1xb16-1x1x4-12e_synthetic-motion-rgb.py'))
+    kept = set(cfg.default_hooks)
+    progress = tool.EpochProgress('TSN', runs_left=0)
+    try:
+        cfg.merge_from_dict(progress.cfg_options)
+        assert set(cfg.default_hooks) == kept | {'progress'}
+        monkeypatch.syspath_prepend(osp.join(REPO_ROOT, 'tools'))
+        hook = HOOKS.build(cfg.default_hooks.progress)
+        assert type(hook).__name__ == 'EpochProgressHook'
+        assert hook.fd in progress.pass_fds and hook.priority == 'VERY_LOW'
+    finally:
+        progress.close()
 
 
 def test_epochs_option_sets_the_length_the_schedule_follows(tool):

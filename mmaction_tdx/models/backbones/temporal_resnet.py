@@ -30,6 +30,7 @@ from mmaction.models.backbones.resnet import ResNet
 from mmaction.registry import MODELS
 from torch.utils import checkpoint as cp
 
+from ...compat.resnet_train import TrainReturnsSelfMixin
 from ..utils.aux_outputs import TD_FEATURES, AuxOutputsMixin
 from .resnet_args import check_resnet_stage_args
 
@@ -62,7 +63,7 @@ class TDBlockMixin:
         return (out, td_features) if return_td else out
 
 
-class TemporalResNet(AuxOutputsMixin, ResNet):
+class TemporalResNet(TrainReturnsSelfMixin, AuxOutputsMixin, ResNet):
     """MMAction2's ResNet on ``T`` segments per video, with TD features.
 
     Args:
