@@ -41,6 +41,11 @@ import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# tools/_quiet.py, also when this file is loaded by path (tests).
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from _quiet import quiet_upstream  # noqa: E402
+
+quiet_upstream()
 
 from mmaction_tdx.datasets.synthetic_motion import (  # noqa: E402
     MOTION_PAIRS,
