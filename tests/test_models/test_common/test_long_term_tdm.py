@@ -13,6 +13,7 @@ import itertools
 import pytest
 import torch
 from mmaction.registry import MODELS
+from mmcv.cnn.bricks import Conv2dAdaptivePadding
 from tdn_reference import bn_train, ltdm_reference, randomise_bn
 
 import mmaction_tdx  # noqa: F401
@@ -225,3 +226,161 @@ def test_too_small_feature_maps_name_the_fix():
     module = LongTermTDM(in_channels=32, num_segments=2)
     with pytest.raises(ValueError, match='at least 2x2'):
         module(torch.randn(4, 32, 1, 1))
+
+
+# The tests below kill mutmut survivors (docs/dev/testing.md names each).
+def _expected_state_shapes(channels, reduction, multi_scale=True):
+    """The release's layers, from Eqs. (4)-(6): bias-free convs, each but
+    the channel-wise alignment followed by a BN."""
+    hidden = channels // reduction
+    shapes = {'align.weight': (hidden, 1, 3, 3)}
+    convs = [('squeeze', channels, hidden, 1), ('expand', hidden, channels, 1)]
+    if multi_scale:
+        convs += [('full_scale', hidden, hidden, 3),
+                  ('half_scale', hidden, hidden, 3)]
+    for name, cin, cout, k in convs:
+        shapes[f'{name}.conv.weight'] = (cout, cin, k, k)
+        for entry in ('weight', 'bias', 'running_mean', 'running_var'):
+            shapes[f'{name}.bn.{entry}'] = (cout, )
+        shapes[f'{name}.bn.num_batches_tracked'] = ()
+    return shapes
+
+
+@pytest.mark.parametrize('channels,reduction,multi_scale', [
+    (C, 4, True),
+    (C, 4, False),
+    (6, 3, True),
+])
+def test_state_dict_is_the_release_layout(channels, reduction, multi_scale):
+    module = LongTermTDM(channels, T, reduction=reduction,
+                         multi_scale=multi_scale)
+    got = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    assert got == _expected_state_shapes(channels, reduction, multi_scale)
+
+
+@pytest.mark.parametrize('channels,reduction,segments,size', [
+    (4, 4, T, 2),  # C / r = 1 and 2x2 maps: the smallest accepted
+    (1, 1, 1, 2),  # one channel, one segment: no neighbour at all
+    (3, 2, 2, 3),  # C / r rounds down to 1; odd size
+])
+def test_smallest_settings_match_the_equations(channels, reduction,
+                                               segments, size):
+    torch.manual_seed(1)
+    module = randomise_bn(
+        LongTermTDM(channels, segments, reduction=reduction).double()).eval()
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(2 * segments, channels, size, size, generator=gen,
+                    dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module(x), ltdm_reference(module, x, segments), rtol=1e-10,
+            atol=1e-10)
+
+
+@pytest.mark.parametrize('fusion', LongTermTDM.fusions)
+def test_single_scale_accepts_one_pixel_maps(fusion):
+    """Only the half-resolution branch needs 2x2 maps."""
+    options = dict(multi_scale=False, fusion=fusion)
+    module = _ltdm(**options)
+    x = _features()[:, :, :1, :1].contiguous()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            module(x), ltdm_reference(module, x, T, **options), rtol=1e-10,
+            atol=1e-10)
+
+
+def test_keeps_its_settings():
+    init_cfg = dict(type='Constant', val=0.5, layer='Conv2d')
+    module = LongTermTDM(C, 2, reduction=8, temporal_operator='average',
+                         multi_scale=True, bidirectional=True,
+                         fusion='channel_attention', upsample_mode='bilinear',
+                         backward_full_scale_from_forward=True,
+                         init_cfg=init_cfg)
+    assert (module.in_channels, module.num_segments, module.reduction) == (
+        C, 2, 8)
+    assert (module.temporal_operator, module.fusion,
+            module.upsample_mode) == ('average', 'channel_attention',
+                                      'bilinear')
+    assert module.multi_scale is True and module.bidirectional is True
+    assert module.backward_full_scale_from_forward is True
+    assert module.init_cfg == init_cfg
+    assert module.extra_repr() == (
+        f"in_channels={C}, num_segments=2, reduction=8, "
+        "temporal_operator='average', multi_scale=True, bidirectional=True, "
+        "fusion='channel_attention', upsample_mode='bilinear'")
+    module = LongTermTDM(C, T, multi_scale=False, bidirectional=False)
+    assert module.multi_scale is False and module.bidirectional is False
+    assert module.backward_full_scale_from_forward is False
+
+
+def test_layer_configs_reach_every_built_conv():
+    module = LongTermTDM(C, T, reduction=4,
+                         conv_cfg=dict(type='Conv2dAdaptivePadding'),
+                         norm_cfg=dict(type='BN2d', momentum=0.25))
+    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5
+    assert all(type(m) is Conv2dAdaptivePadding for m in convs)
+    bns = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(bns) == 4 and all(m.momentum == 0.25 for m in bns)
+
+
+def test_convs_have_no_bias_even_without_a_norm():
+    """``bias=False`` is explicit (the release's layers), not ConvModule's
+    ``'auto'`` (a bias when no norm follows)."""
+    module = LongTermTDM(C, T, reduction=4, norm_cfg=None)
+    convs = [m for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5 and all(m.bias is None for m in convs)
+    assert sorted(module.state_dict()) == [
+        'align.weight', 'expand.conv.weight', 'full_scale.conv.weight',
+        'half_scale.conv.weight', 'squeeze.conv.weight'
+    ]
+
+
+QUIRK_MESSAGE = (
+    'LongTermTDM: backward_full_scale_from_forward=True reproduces a quirk '
+    'of the multi-scale, bidirectional release module; it needs '
+    'multi_scale=True and bidirectional=True.')
+
+
+@pytest.mark.parametrize('args,kwargs,message', [
+    ((0, T), {}, 'LongTermTDM: `in_channels` must be an integer >= 1, got '
+     '0.'),
+    ((32.0, T), {}, 'LongTermTDM: `in_channels` must be an integer >= 1, '
+     'got 32.0.'),
+    ((C, 0), {}, 'LongTermTDM: `num_segments` must be an integer >= 1, got '
+     '0.'),
+    ((C, True), {}, 'LongTermTDM: `num_segments` must be an integer >= 1, '
+     'got True.'),
+    ((C, T), dict(reduction=0), 'LongTermTDM: `reduction` must be an '
+     'integer >= 1, got 0.'),
+    ((C, T), dict(reduction=None), 'LongTermTDM: `reduction` must be an '
+     'integer >= 1, got None.'),
+    ((8, T), dict(reduction=9), 'LongTermTDM: reduction=9 leaves no '
+     'channels of in_channels=8. Use reduction <= 8.'),
+    ((C, T), dict(temporal_operator='sum'), 'LongTermTDM: '
+     "`temporal_operator` must be one of ('difference', 'average'), got "
+     "'sum'."),
+    ((C, T), dict(fusion='mul'), "LongTermTDM: `fusion` must be one of "
+     "('attention', 'channel_attention', 'add'), got 'mul'."),
+    ((C, T), dict(upsample_mode='bicubic'), 'LongTermTDM: `upsample_mode` '
+     "must be one of ('nearest', 'bilinear'), got 'bicubic'."),
+    ((C, T), dict(backward_full_scale_from_forward=True, multi_scale=False),
+     QUIRK_MESSAGE),
+    ((C, T), dict(backward_full_scale_from_forward=True,
+                  bidirectional=False), QUIRK_MESSAGE),
+])
+def test_error_messages_name_the_fix(args, kwargs, message):
+    with pytest.raises(ValueError) as info:
+        LongTermTDM(*args, **kwargs)
+    assert str(info.value) == message
+
+
+def test_too_small_maps_message_verbatim():
+    module = LongTermTDM(C, 2, reduction=4)
+    with pytest.raises(ValueError) as info:
+        module(torch.randn(4, C, 1, 5))
+    assert str(info.value) == (
+        'LongTermTDM: its half-resolution branch (2x2 average pooling) needs '
+        'feature maps of at least 2x2, got (1, 5). The input resolution is '
+        'too small for this stage: use larger frames (e.g. >= 48 px for a '
+        'ResNet) or build the L-TDM with multi_scale=False.')
