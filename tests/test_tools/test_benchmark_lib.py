@@ -254,3 +254,168 @@ def test_bytes_moved_column_and_table():
     assert '| tsm_r50 | ' in text and 'TemporalShift' in text
     assert 'bytes' in bench.summary_line(
         results + [dataclasses.replace(tsm, name='x')])
+
+
+def test_conv_class_by_shape():
+    cases = {
+        'depthwise': [[2, 64, 8, 8], [64, 1, 3, 3], [], []],
+        'grouped': [[2, 64, 8, 8], [64, 8, 3, 3]],
+        'conv 7x7 stem': [[2, 12, 32, 32], [64, 12, 7, 7]],
+        'conv, in or out channels <= 32': [[2, 512, 2, 2], [32, 512, 1, 1]],
+        'conv 1x1': [[2, 256, 4, 4], [512, 256, 1, 1]],
+        'conv 3x3': [[2, 256, 4, 4], [256, 256, 3, 3], [], [], [], [], []],
+        'conv 1x3': [[2, 64, 8, 8], [64, 64, 1, 3]],
+        'conv 3x3x3': [[1, 64, 4, 8, 8], [64, 64, 3, 3, 3]],
+        'conv (no shapes)': [],
+    }
+    for expected, shapes in cases.items():
+        assert bench.conv_class(shapes) == expected, shapes
+    # Few input channels count as small too.
+    assert bench.conv_class([[2, 16, 4, 4], [64, 16, 3, 3]]).startswith(
+        'conv, in or out channels')
+    # A depthwise 1-channel input is an ordinary convolution.
+    assert bench.conv_class([[2, 1, 8, 8], [64, 1, 3, 3]]) == \
+        'conv, in or out channels <= 32'
+
+
+def test_fused_family_from_kernel_name():
+    family = bench.fused_family
+    assert family('graph_0_cpp_fused__native_batch_norm_legit_no_training_'
+                  'relu_6') == '_native_batch_norm_legit_no_training_relu'
+    assert family('graph_12_cpp_fused_constant_pad_nd_convolution_'
+                  'sub_view_14') == 'constant_pad_nd_convolution_sub_view'
+    assert family('cpp_fused_add_0') == 'add'
+    assert family('graph_1_cpp_fused_convolution_13') == 'convolution'
+    for name in ('aten::add', 'aten::mkldnn_convolution',
+                 '## Call CompiledFxGraph fsmlg7 ##',
+                 'TorchDynamo Cache Lookup'):
+        assert family(name) is None
+
+
+def _synthetic_compiled_events():
+    """Two passes: two 3x3 convolutions through oneDNN (three levels),
+    one small 1x1 one through the native fallback (four levels), a
+    depthwise one, three fused kernels (two of one family) and framework
+    overhead; 2000 µs in all."""
+    big = [[2, 256, 4, 4], [256, 256, 3, 3], [], [], [], [], []]
+    small = [[2, 512, 2, 2], [32, 512, 1, 1], [], [], [], []]
+    dw = [[2, 32, 2, 2], [32, 1, 3, 3], [], [], [], [], []]
+    return [
+        ('aten::convolution', big, 10., 4),
+        ('aten::_convolution', big, 6., 4),
+        ('aten::mkldnn_convolution', big, 984., 4),
+        ('aten::convolution', small, 5., 2),
+        ('aten::_convolution', small, 5., 2),
+        ('aten::thnn_conv2d', small, 5., 2),
+        ('aten::_slow_conv2d_forward', small, 185., 2),
+        ('aten::mkldnn_convolution', dw, 100., 2),
+        ('graph_0_cpp_fused_relu_1', [], 300., 2),
+        ('graph_0_cpp_fused_relu_5', [], 100., 2),
+        ('graph_0_cpp_fused_constant_pad_nd_add_2', [], 50., 2),
+        ('## Call CompiledFxGraph abc ##', [], 150., 2),
+        ('aten::empty', [[], []], 100., 10),
+    ]
+
+
+def test_group_compiled_profile_parts_add_up():
+    profile = bench.group_compiled_profile(
+        _synthetic_compiled_events(), passes=2)
+    assert profile['passes'] == 2
+    assert profile['total_ms'] == pytest.approx(1.0)
+    convs = {row['class']: (row['calls'], row['ms'])
+             for row in profile['convolutions']}
+    # A convolution's levels are one call, their self times one time.
+    assert convs == {
+        'conv 3x3': (2, pytest.approx(0.5)),
+        'conv, in or out channels <= 32': (1, pytest.approx(0.1)),
+        'depthwise': (1, pytest.approx(0.05)),
+    }
+    assert [row['class'] for row in profile['convolutions']] == [
+        'conv 3x3', 'conv, in or out channels <= 32', 'depthwise'
+    ]
+    fused = {row['family']: (row['calls'], row['kernels'], row['ms'])
+             for row in profile['fused']}
+    assert fused == {
+        'relu': (2, 2, pytest.approx(0.2)),
+        'constant_pad_nd_add': (1, 1, pytest.approx(0.025)),
+    }
+    other = profile['other']
+    assert other['ms'] == pytest.approx(0.125) and other['calls'] == 6
+    assert other['top'][0] == ['## Call CompiledFxGraph abc ##',
+                               pytest.approx(0.075)]
+    parts = (sum(row['ms'] for row in profile['convolutions']) +
+             sum(row['ms'] for row in profile['fused']) + other['ms'])
+    assert parts == pytest.approx(profile['total_ms'])
+    shares = (sum(row['share'] for row in profile['convolutions']) +
+              sum(row['share'] for row in profile['fused']) +
+              other['share'])
+    assert shares == pytest.approx(1)
+    # Single kernels by time: a convolution is named by its innermost
+    # (slowest) level and its shapes.
+    kernels = [(k['name'], k['kind'], k['calls'], k['ms'])
+               for k in profile['kernels']]
+    assert kernels[:3] == [
+        ('aten::mkldnn_convolution [2,256,4,4] x [256,256,3,3]',
+         'conv 3x3', 2, pytest.approx(0.5)),
+        ('graph_0_cpp_fused_relu_1', 'fused', 1, pytest.approx(0.15)),
+        ('aten::_slow_conv2d_forward [2,512,2,2] x [32,512,1,1]',
+         'conv, in or out channels <= 32', 1, pytest.approx(0.1)),
+    ]
+    assert len(kernels) == 6
+    with pytest.raises(ValueError, match='passes'):
+        bench.group_compiled_profile([], passes=0)
+
+
+def test_format_compiled_profile_rows_add_up():
+    profile = bench.group_compiled_profile(
+        _synthetic_compiled_events(), passes=2)
+    lines = bench.format_compiled_profile('m (compiled)', profile,
+                                          top=1).splitlines()
+    assert lines[0].startswith('m (compiled): 1.0 ms per pass')
+    table = lines[3:lines.index('| total | | 1.00 | 100.0% |')]
+    assert [row.split(' | ')[0] for row in table] == [
+        '| extern conv 3x3', '| extern conv, in or out channels <= 32',
+        '| extern depthwise', '| fused relu (2 kernels)',
+        '| fused, 1 other families', '| other (ATen ops, framework)'
+    ]
+    assert sum(float(row.split(' | ')[2]) for row in table) == \
+        pytest.approx(1.0, abs=0.01)
+    kernels = lines[lines.index('m (compiled): top 1 kernels'):]
+    assert len(kernels) == 3 + 1
+    assert kernels[-1].startswith(
+        '| aten::mkldnn_convolution [2,256,4,4] x [256,256,3,3] | conv 3x3 '
+        '| 2 | 0.50 |')
+
+
+def test_kernel_profile_is_set_per_compiled_call_only():
+    """``kernel_profile``: inductor's ``cpp.enable_kernel_profile`` is on
+    while the model compiles, and the process's own setting is kept."""
+    import dataclasses
+
+    import torch._dynamo
+    import torch._inductor.config as inductor_config
+    seen = []
+
+    def backend(gm, example_inputs):
+        seen.append(inductor_config.cpp.enable_kernel_profile)
+        return gm.forward
+
+    model = torch.nn.Linear(3, 2)
+    torch._dynamo.reset()
+    try:
+        for kernel_profile in (True, False):
+            torch._dynamo.reset()
+            settings = dataclasses.replace(
+                TINY, compile=True, compile_backend=backend,
+                kernel_profile=kernel_profile)
+            bench.compile_model(model, settings)(torch.ones(1, 3))
+    finally:
+        torch._dynamo.reset()
+    assert seen == [True, False]
+    assert inductor_config.cpp.enable_kernel_profile is False
+
+
+def test_profile_compiled_needs_kernel_profile():
+    runner = bench.ModelRunner(bench.baseline_specs()[0], TINY)
+    with pytest.raises(ValueError, match='kernel_profile=True'):
+        bench.profile_compiled(runner)

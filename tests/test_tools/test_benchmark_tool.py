@@ -77,3 +77,54 @@ def test_tiny_run_prints_tables_and_writes_json(one_video, tmp_path,
     assert set(record['profiles']['tdn_r50']) == {'inference', 'train'}
     assert set(record['pipeline']['tdn_over_tsn']) == {'decode', 'train'}
     assert os.path.basename(record['pipeline']['videos'][0]) == 'test.avi'
+
+
+@pytest.mark.slow  # inductor compiles TSN and TSM (~30 s each, 2 cores)
+def test_compiled_profile_tables(tmp_path, capsys):
+    """``--compile --profile``: every compiled model's inference split by
+    extern convolution class and fused kernel family (the second model is
+    TSN's structure again, so that dynamo reuses its graphs: two
+    compilations in all)."""
+    import torch._inductor.config as inductor_config
+    threads = torch.get_num_threads()
+    kineto_level = os.environ.get('KINETO_LOG_LEVEL')
+    out = tmp_path / 'result.json'
+    try:
+        code = _load_tool().main([
+            'x=tsn_r50', '--depth', '18', '--num-segments', '2',
+            '--img-size', '32', '--repeats', '1', '--warmup', '0',
+            '--threads', '1', '--compile', '--profile', '--profile-top', '3',
+            '--out', str(out)
+        ])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    # Only the compiled calls profiled inductor's kernels, and kineto's
+    # quieting is the tool's alone.
+    assert inductor_config.cpp.enable_kernel_profile is False
+    assert os.environ.get('KINETO_LOG_LEVEL') == kineto_level
+    lines = capsys.readouterr().out.splitlines()
+    assert sum('by module type' in line for line in lines) == 6
+    names = [line.split(':')[0] for line in lines
+             if 'by extern convolution class' in line]
+    assert names == ['tsn_r50 (compiled)', 'tsm_r50 (compiled)',
+                     'x (compiled)']
+    start = lines.index(next(line for line in lines
+                             if line.startswith('x (compiled): ')))
+    table = lines[start + 3:lines.index('', start)]
+    assert table[0].startswith('| extern conv 3x3 | 16 |')
+    assert any(row.startswith('| fused _native_batch_norm') for row in table)
+    assert table[-3].startswith('| other (ATen ops, framework) |')
+    assert table[-2].startswith('| total | |')
+    assert table[-1].startswith('other, largest: ')
+    assert sum('top 3 kernels' in line for line in lines) == 3
+
+    record = json.loads(out.read_text())
+    assert record['settings']['kernel_profile'] is True
+    assert set(record['compiled_profiles']) == set(names)
+    for profile in record['compiled_profiles'].values():
+        # Inductor's kernels recorded their events.
+        assert profile['fused'] and profile['convolutions']
+        parts = sum(row['ms'] for key in ('convolutions', 'fused')
+                    for row in profile[key]) + profile['other']['ms']
+        assert parts == pytest.approx(profile['total_ms'])

@@ -16,7 +16,10 @@ are always measured in the same process, interleaved with ours.
 ``tdn_release`` is TDN-R50 in the official release's layout;
 ``,deploy`` applies the models' ``switch_to_deploy()`` (inference only).
 ``--compile`` measures every model also under ``torch.compile``, side by
-side with the eager one in the same run.
+side with the eager one in the same run; with ``--profile`` too, the time
+of every compiled inference is split by extern convolution class and
+inductor's fused kernel family (the models are then compiled with
+inductor's kernel profiling markers).
 
 Prints the thread count, a Markdown table (median ±half-IQR, ratios to TSN
 and TSM), optionally the time per module type (``--profile``) and the data
@@ -26,6 +29,7 @@ everything to ``--out`` as JSON. The logic is in ``benchmark_lib.py`` and
 the installed package).
 """
 import argparse
+import contextlib
 import json
 import os
 import os.path as osp
@@ -41,6 +45,11 @@ from rich.progress import (
 )
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+# tools/_quiet.py: before benchmark_lib imports mmcv/mmaction.
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from _quiet import quiet_upstream  # noqa: E402
+
+quiet_upstream()
 import benchmark_lib as bench  # noqa: E402
 import benchmark_pipeline as pipe  # noqa: E402
 
@@ -99,7 +108,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         '--profile',
         action='store_true',
         help='also print the time per module type of every model '
-        '(inference and training step)')
+        '(inference and training step); with --compile, also the time of '
+        'every compiled inference per extern convolution class and fused '
+        'kernel family, and its slowest kernels')
     parser.add_argument(
         '--profile-top', type=int, default=12, help='rows per profile')
     parser.add_argument(
@@ -132,8 +143,30 @@ def make_progress(console: Console) -> Progress:
         transient=True)
 
 
+@contextlib.contextmanager
+def quiet_profiler():
+    """Keep kineto (torch.profiler's backend) from printing ``USDT: ...
+    profiler_start`` and ``profiler_stop`` to stderr for every profile
+    (peak memory, ``--profile``): its log level, read once at its first
+    use in the process, above USDT's (5), unless the user set one. The
+    environment is restored afterwards (``main`` may run in a test
+    process)."""
+    before = os.environ.get('KINETO_LOG_LEVEL')
+    os.environ.setdefault('KINETO_LOG_LEVEL', '6')
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop('KINETO_LOG_LEVEL', None)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    with quiet_profiler():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
     settings = bench.BenchmarkSettings(
         depth=args.depth,
         num_segments=args.num_segments,
@@ -144,7 +177,10 @@ def main(argv=None) -> int:
         threads=args.threads,
         compile=args.compile,
         compile_train=args.compile_train,
-        bytes=args.bytes)
+        bytes=args.bytes,
+        # Inductor's kernels must record profiler events from their
+        # compilation on (the timed runs' one).
+        kernel_profile=args.profile and args.compile)
     specs = ([bench.parse_model_spec(m) for m in args.models]
              if args.models else bench.default_specs())
     threads = bench.set_threads(settings.threads)
@@ -170,9 +206,11 @@ def main(argv=None) -> int:
         results = bench.run_benchmark(specs, settings, progress=advance)
 
         profiles = {}
+        compiled_profiles = {}
         if args.profile:
+            per_model = 3 if settings.compile else 2
             ptask = progress.add_task(
-                'profile', total=2 * (len(specs) + 2))
+                'profile', total=per_model * (len(specs) + 2))
             for spec in bench.baseline_specs() + specs:
                 runner = bench.ModelRunner(spec, settings)
                 modes = ('inference', 'train') if runner.trains else (
@@ -182,7 +220,16 @@ def main(argv=None) -> int:
                     for mode in modes
                 }
                 progress.update(ptask, advance=2, description=spec.name)
+                if settings.compile:
+                    # Dynamo reuses the graphs of the timed runs (the
+                    # parameters are graph inputs): nothing recompiles.
+                    runner = bench.ModelRunner(spec, settings, compiled=True)
+                    compiled_profiles[runner.name] = \
+                        bench.profile_compiled(runner)
+                    progress.update(ptask, advance=1, description=runner.name)
             extra['profiles'] = profiles
+            if compiled_profiles:
+                extra['compiled_profiles'] = compiled_profiles
 
         pipeline_results = None
         if args.pipeline:
@@ -210,6 +257,10 @@ def main(argv=None) -> int:
             print()
             print(bench.format_profile(f'{name} ({mode})', rows,
                                        top=args.profile_top))
+    for name, profile in compiled_profiles.items():
+        print()
+        print(bench.format_compiled_profile(name, profile,
+                                            top=args.profile_top))
     if pipeline_results is not None:
         print()
         print(f'data pipeline, one worker, {len(videos)} videos x '

@@ -29,7 +29,10 @@ of any, so a change of machine load hits all models alike):
 Times are medians over ``repeats`` runs after ``warmup`` runs; the spread
 is the inter-quartile range. Everything runs with a fixed number of
 intra-op threads (:func:`set_threads`). :func:`profile_modules` shows where
-the time of a forward pass goes, per module type (forward hooks).
+the time of a forward pass goes, per module type (forward hooks);
+:func:`profile_compiled` where a compiled inference's goes, per extern
+convolution class and inductor fused-kernel family (:mod:`torch.profiler`
+events of kernels compiled with ``BenchmarkSettings.kernel_profile``).
 
 With ``BenchmarkSettings.compile`` every model (baselines included) is
 measured a second time as ``torch.compile(model)`` (inductor), interleaved
@@ -47,6 +50,7 @@ import copy
 import os
 import os.path as osp
 import platform
+import re
 import statistics
 import sys
 import time
@@ -97,6 +101,12 @@ class BenchmarkSettings:
             inference (``bytes_moved.py``): eager per ATen op, compiled
             by inductor's own accounting (the compilation then skips
             inductor's caches).
+        kernel_profile (bool): Compile with inductor's
+            ``cpp.enable_kernel_profile``, so that every generated C++
+            kernel records a :mod:`torch.profiler` event (needed by
+            :func:`profile_compiled`). Set per compiled call, never in the
+            process's config. With the profiler off the markers cost a
+            check of a thread-local flag per kernel call.
     """
     depth: int = 50
     num_segments: int = 8
@@ -110,6 +120,7 @@ class BenchmarkSettings:
     compile_train: bool = False
     compile_backend: str = 'inductor'
     bytes: bool = False
+    kernel_profile: bool = False
 
 
 @dataclass
@@ -465,17 +476,29 @@ def compile_model(model: nn.Module,
     its own fixed shapes, as a benchmark of one shape should; the
     recompile limit is raised so that dynamo does not quietly run a model
     eager once the shared code objects hold one graph per model and mode
-    (``fail_on_recompile_limit_hit``: an error instead).
+    (``fail_on_recompile_limit_hit``: an error instead). With
+    ``settings.kernel_profile`` inductor generates its C++ kernels with
+    profiler events (``cpp.enable_kernel_profile``).
     """
+    import contextlib
+
     import torch._dynamo
+    import torch._inductor.config
     compiled = torch.compile(
         model, dynamic=False, backend=settings.compile_backend)
 
     def call(*args, **kwargs):
-        # Per call (dynamo reads them while tracing), so that the
-        # process's own settings stay as they were.
+        # Per call (dynamo and inductor read them while compiling, on the
+        # first call), so that the process's own settings stay as they
+        # were.
+        if settings.kernel_profile:
+            kernels = torch._inductor.config.patch(
+                {'cpp.enable_kernel_profile': True})
+        else:
+            kernels = contextlib.nullcontext()
         with torch._dynamo.config.patch(
-                recompile_limit=64, fail_on_recompile_limit_hit=True):
+                recompile_limit=64, fail_on_recompile_limit_hit=True), \
+                kernels:
             return compiled(*args, **kwargs)
 
     return call
@@ -896,6 +919,273 @@ def format_profile(name: str, rows: Sequence[Dict], top: int = 15) -> str:
         lines.append(f"| {row['module']} | {row['calls']} | "
                      f"{row['self_ms']:.1f} | {100 * row['share']:.1f}% | "
                      f"{row['inclusive_ms']:.1f} |")
+    return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------
+# Where the time of a compiled model goes
+
+# One event of a compiled pass, as ``key_averages(group_by_input_shape=
+# True)`` of :mod:`torch.profiler` gives it: (name, input shapes, self time
+# in µs, calls).
+ProfileEvent = Tuple[str, Sequence[Sequence[int]], float, int]
+
+# The ATen ops of a convolution that inductor leaves to ATen ("extern"
+# kernels). ``aten::convolution`` calls ``aten::_convolution``, which calls
+# oneDNN (``aten::mkldnn_convolution``) or the native fallback
+# (``aten::thnn_conv2d`` -> ``aten::_slow_conv2d_forward``); every level
+# has the input and weight as its first two arguments, and the self times
+# of the levels add up to the convolution's time. ``mkldnn::`` ops are the
+# prepacked convolutions of inductor's ``freezing``.
+CONV_OPS = ('aten::convolution', 'aten::_convolution', 'aten::conv2d',
+            'aten::mkldnn_convolution', 'aten::thnn_conv2d',
+            'aten::_slow_conv2d_forward', 'aten::slow_conv_dilated2d',
+            'aten::_nnpack_spatial_convolution',
+            'mkldnn::_convolution_pointwise',
+            'mkldnn::_convolution_pointwise_')
+# ``graph_<N>_cpp_fused_<aten ops>_<n>``: a C++ kernel of inductor's
+# graph ``N`` (``cpp.enable_kernel_profile``), named after the ATen ops
+# fused into it and numbered. Templates and other generated kernels carry
+# the ``graph_<N>_`` prefix without ``cpp_fused_``.
+_FUSED_NAME = re.compile(r'^(?:graph_\d+_)?cpp_fused_(?P<ops>.+?)(?:_\d+)?$')
+_INDUCTOR_NAME = re.compile(r'^graph_\d+_(?P<ops>.+?)(?:_\d+)?$')
+SMALL_CHANNELS = 32
+
+
+def conv_class(input_shapes: Sequence[Sequence[int]]) -> str:
+    """The kind of a convolution, from its input and weight shapes.
+
+    With input ``(N, C_in, *spatial)`` and weight ``(C_out, C_in / g, *k)``
+    the groups are ``g = C_in / weight[1]``. Classes, first match wins:
+    ``depthwise`` (``weight[1] == 1``, ``g = C_in > 1``), ``grouped``
+    (``1 < g < C_in``), ``conv 7x7 stem`` (a 7x7 kernel: ResNet's stem and
+    TDN's short-term stem), ``conv, in or out channels <= 32`` (too few
+    channels to fill the vector units), ``conv 1x1``, ``conv 3x3`` and
+    ``conv KxK`` for other kernels.
+
+    Args:
+        input_shapes (Sequence[Sequence[int]]): The op's recorded input
+            shapes (``record_shapes=True``): input, weight, then scalars.
+
+    Returns:
+        str: The class; ``conv (no shapes)`` if the shapes are missing.
+    """
+    if (len(input_shapes) < 2 or len(input_shapes[0]) < 3
+            or len(input_shapes[1]) != len(input_shapes[0])):
+        return 'conv (no shapes)'
+    x, weight = input_shapes[0], input_shapes[1]
+    c_in, c_out, per_group, kernel = x[1], weight[0], weight[1], weight[2:]
+    groups = c_in // per_group if per_group else 1
+    if per_group == 1 and c_in > 1:
+        return 'depthwise'
+    if groups > 1:
+        return 'grouped'
+    if all(k == 7 for k in kernel):
+        return 'conv 7x7 stem'
+    if min(c_in, c_out) <= SMALL_CHANNELS:
+        return f'conv, in or out channels <= {SMALL_CHANNELS}'
+    return 'conv ' + 'x'.join(str(k) for k in kernel)
+
+
+def fused_family(name: str) -> Optional[str]:
+    """The op family of an inductor kernel event, ``None`` for others.
+
+    ``graph_0_cpp_fused__native_batch_norm_legit_no_training_relu_6`` ->
+    ``_native_batch_norm_legit_no_training_relu`` (graph prefix,
+    ``cpp_fused_`` and the kernel's number stripped), so that the kernels
+    doing the same work at different layers add up.
+    """
+    match = _FUSED_NAME.match(name) or _INDUCTOR_NAME.match(name)
+    return match.group('ops') if match else None
+
+
+def profile_events(prof) -> List[ProfileEvent]:
+    """The events of a :mod:`torch.profiler` result, averaged per name and
+    input shapes (the profile must record shapes for :func:`conv_class`).
+    """
+    return [(e.key, [list(s) for s in (e.input_shapes or [])],
+             e.self_cpu_time_total, e.count)
+            for e in prof.key_averages(group_by_input_shape=True)]
+
+
+def _shape_text(shapes: Sequence[Sequence[int]]) -> str:
+    return ' x '.join('[' + ','.join(map(str, s)) + ']' for s in shapes)
+
+
+def group_compiled_profile(events: Sequence[ProfileEvent],
+                           passes: int = 1) -> Dict:
+    """Where the time of compiled passes goes: extern convolutions by
+    :func:`conv_class`, inductor's fused kernels by :func:`fused_family`,
+    and the rest.
+
+    Times are self times (an event's time less its children's), so that
+    nothing counts twice and the parts add up to the total: the profiled
+    threads' CPU time, i.e. the pass's wall time for single-threaded
+    callers (OpenMP work inside a kernel counts once, as the caller's).
+    A convolution's levels (``aten::convolution`` down to oneDNN) are one
+    call and their self times one convolution.
+
+    Args:
+        events (Sequence[ProfileEvent]): ``(name, input_shapes,
+            self_time_us, count)`` per name and shapes, e.g. from
+            :func:`profile_events`.
+        passes (int): Passes profiled; every figure is per pass.
+
+    Returns:
+        dict: ``passes``, ``total_ms``; ``convolutions`` and ``fused``:
+        rows ``{class|family, calls, ms, share}`` by time (``fused`` rows
+        also count ``kernels``, the distinct kernels); ``other``: ``{calls,
+        ms, share, top}`` (``top``: its largest ``[name, ms]``);
+        ``kernels``: every single kernel, ``{name, kind, calls, ms,
+        share}`` by time (a convolution named by its innermost op and
+        input x weight shapes, ``kind`` its class; a fused kernel by name,
+        ``kind`` ``'fused'``).
+    """
+    if passes < 1:
+        raise ValueError(f'passes must be >= 1, got {passes}.')
+    total = sum(event[2] for event in events)
+    # (input, weight) shapes -> per op: [self µs, count]
+    convs: Dict[Tuple, Dict[str, List[float]]] = defaultdict(
+        lambda: defaultdict(lambda: [0., 0]))
+    fused: Dict[str, List] = defaultdict(lambda: [0., 0, 0])
+    kernels = []
+    other: Dict[str, List[float]] = defaultdict(lambda: [0., 0])
+    for name, shapes, self_us, count in events:
+        family = fused_family(name)
+        if name in CONV_OPS:
+            key = tuple(tuple(s) for s in shapes[:2])
+            convs[key][name][0] += self_us
+            convs[key][name][1] += count
+        elif family is not None:
+            fused[family][0] += self_us
+            fused[family][1] += count
+            fused[family][2] += 1
+            kernels.append(dict(name=name, kind='fused', us=self_us,
+                                count=count))
+        else:
+            other[name][0] += self_us
+            other[name][1] += count
+    by_class: Dict[str, List[float]] = defaultdict(lambda: [0., 0])
+    for key, ops in convs.items():
+        kind = conv_class(key)
+        us = sum(t for t, _ in ops.values())
+        # Every level is called once per convolution.
+        count = max(c for _, c in ops.values())
+        inner = max(ops, key=lambda op: ops[op][0])
+        by_class[kind][0] += us
+        by_class[kind][1] += count
+        kernels.append(dict(name=f'{inner} {_shape_text(key)}', kind=kind,
+                            us=us, count=count))
+
+    def ms(us: float) -> float:
+        return us / 1e3 / passes
+
+    def share(us: float) -> float:
+        return us / total if total else 0.
+
+    convolutions = sorted(
+        (dict(**{'class': kind}, calls=count / passes, ms=ms(us),
+              share=share(us)) for kind, (us, count) in by_class.items()),
+        key=lambda row: -row['ms'])
+    families = sorted(
+        (dict(family=family, calls=count / passes, kernels=n, ms=ms(us),
+              share=share(us))
+         for family, (us, count, n) in fused.items()),
+        key=lambda row: -row['ms'])
+    other_us = sum(us for us, _ in other.values())
+    top_other = sorted(other.items(), key=lambda item: -item[1][0])
+    return dict(
+        passes=passes,
+        total_ms=ms(total),
+        convolutions=convolutions,
+        fused=families,
+        other=dict(
+            calls=sum(c for _, c in other.values()) / passes,
+            ms=ms(other_us),
+            share=share(other_us),
+            top=[[name, ms(us)] for name, (us, _) in top_other[:10]]),
+        kernels=sorted(
+            (dict(name=k['name'], kind=k['kind'],
+                  calls=k['count'] / passes, ms=ms(k['us']),
+                  share=share(k['us'])) for k in kernels),
+            key=lambda row: -row['ms']))
+
+
+def profile_compiled(runner: ModelRunner, repeats: int = 3) -> Dict:
+    """Where the time of ``runner``'s compiled inference goes.
+
+    Runs one untimed inference (which compiles, if not done yet), then
+    ``repeats`` under :mod:`torch.profiler` (CPU, ``record_shapes``), and
+    groups them with :func:`group_compiled_profile`.
+
+    Args:
+        runner (ModelRunner): A compiled runner whose settings have
+            ``kernel_profile`` (else inductor's kernels record no events
+            and their time would pass for framework overhead).
+        repeats (int): Passes profiled.
+
+    Returns:
+        dict: See :func:`group_compiled_profile`.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    if not (runner.compiled and runner.settings.kernel_profile):
+        raise ValueError(
+            f'profile_compiled({runner.name!r}) needs a compiled runner '
+            'built with BenchmarkSettings(compile=True, '
+            'kernel_profile=True), so that inductor\'s kernels record '
+            'profiler events.')
+    runner.infer()
+    with profile(activities=[ProfilerActivity.CPU],
+                 record_shapes=True) as prof:
+        for _ in range(repeats):
+            runner.infer()
+    return group_compiled_profile(profile_events(prof), passes=repeats)
+
+
+def format_compiled_profile(name: str, profile: Dict, top: int = 12) -> str:
+    """Markdown tables of :func:`group_compiled_profile`'s result: the
+    parts of a pass (convolution classes, the ``top`` fused families, the
+    other fused families as one row, everything else, the total; the rows
+    add up to the total), then the ``top`` single kernels."""
+    total = profile['total_ms']
+    lines = [
+        f'{name}: {total:.1f} ms per pass (profiler self time, '
+        f"{profile['passes']} passes), by extern convolution class and "
+        'fused kernel family',
+        '| part | calls | ms | share |', '|---|---|---|---|'
+    ]
+
+    def row(label, calls, ms, share):
+        lines.append(f'| {label} | {calls:g} | {ms:.2f} | '
+                     f'{100 * share:.1f}% |')
+
+    for conv in profile['convolutions']:
+        row(f"extern {conv['class']}", conv['calls'], conv['ms'],
+            conv['share'])
+    families = profile['fused']
+    for fam in families[:top]:
+        plural = 's' if fam['kernels'] > 1 else ''
+        row(f"fused {fam['family']} ({fam['kernels']} kernel{plural})",
+            fam['calls'], fam['ms'], fam['share'])
+    rest = families[top:]
+    if rest:
+        row(f'fused, {len(rest)} other families',
+            sum(f['calls'] for f in rest), sum(f['ms'] for f in rest),
+            sum(f['share'] for f in rest))
+    other = profile['other']
+    row('other (ATen ops, framework)', other['calls'], other['ms'],
+        other['share'])
+    lines.append(f'| total | | {total:.2f} | 100.0% |')
+    if other['top']:
+        lines.append('other, largest: ' + ', '.join(
+            f'{op} {ms:.2f} ms' for op, ms in other['top'][:3]))
+    lines += ['', f'{name}: top {top} kernels',
+              '| kernel | kind | calls | ms per pass | share |',
+              '|---|---|---|---|---|']
+    for kernel in profile['kernels'][:top]:
+        lines.append(f"| {kernel['name']} | {kernel['kind']} | "
+                     f"{kernel['calls']:g} | {kernel['ms']:.2f} | "
+                     f"{100 * kernel['share']:.1f}% |")
     return '\n'.join(lines)
 
 
