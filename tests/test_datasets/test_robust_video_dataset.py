@@ -27,14 +27,17 @@ from bad_video_files import (
 from mmaction.registry import DATASETS
 from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
+from mmengine.logging import print_log as module_print_log
 from mmengine.registry import init_default_scope
 from torch.utils.data import DataLoader
 
 from mmaction_tdx.datasets import (
+    AnnotationError,
     BrokenDataError,
     BrokenSampleRecord,
     RobustRawframeDataset,
     RobustVideoDataset,
+    robust_video_dataset,
 )
 from mmaction_tdx.datasets.broken_samples import (
     NUM_SAMPLES_TO_DIAGNOSE,
@@ -308,6 +311,9 @@ def test_a_rejected_sample_is_replaced_but_not_recorded_as_broken(
         mark = data['data_samples'].metainfo[LEFT_OUT_KEY]
         assert mark['index'] == index
         assert mark['reason'] == 'rejected by RejectFile (returned None)'
+        assert mark == dict(index=index,
+                            path=osp.join(videos['root'], rejected),
+                            reason='rejected by RejectFile (returned None)')
 
 
 @pytest.mark.parametrize('exc', [MemoryError, KeyboardInterrupt])
@@ -332,26 +338,34 @@ def write_frames(frame_dir, num_frames):
             np.full((12, 16, 3), 10 * i, np.uint8))
 
 
+def build_rawframes(tmp_path, ann, **options):
+    """A test-mode ``RobustRawframeDataset`` of the frame folders in
+    ``tmp_path``: 8 one-frame clips per sample, decoded, packed."""
+    defaults = dict(
+        max_broken_fraction=1.0,
+        broken_record_file=str(tmp_path / 'broken_samples.jsonl'),
+        test_mode=True,
+        pipeline=[
+            dict(type='SampleFrames', clip_len=1, num_clips=8,
+                 test_mode=True),
+            dict(type='RawFrameDecode'),
+            dict(type='FormatShape', input_format='NCHW'),
+            dict(type='PackActionInputs'),
+        ])
+    return DATASETS.build(
+        dict(
+            type='RobustRawframeDataset',
+            ann_file=str(ann),
+            data_prefix=dict(img=str(tmp_path)),
+            **dict(defaults, **options)))
+
+
 def test_rawframe_dataset_skips_missing_dirs_and_frames(tmp_path, log_file):
     write_frames(str(tmp_path / 'ok'), 8)
     write_frames(str(tmp_path / 'holes'), 3)  # list says 8 frames
     ann = tmp_path / 'rawframes.txt'
     ann.write_text('ok 8 0\nmissing 8 1\nholes 8 1\n')
-    dataset = DATASETS.build(
-        dict(
-            type='RobustRawframeDataset',
-            ann_file=str(ann),
-            data_prefix=dict(img=str(tmp_path)),
-            max_broken_fraction=1.0,
-            broken_record_file=str(tmp_path / 'broken_samples.jsonl'),
-            test_mode=True,
-            pipeline=[
-                dict(type='SampleFrames', clip_len=1, num_clips=8,
-                     test_mode=True),
-                dict(type='RawFrameDecode'),
-                dict(type='FormatShape', input_format='NCHW'),
-                dict(type='PackActionInputs'),
-            ]))
+    dataset = build_rawframes(tmp_path, ann)
 
     labels = [int(dataset[i]['data_samples'].gt_label) for i in range(3)]
 
@@ -488,19 +502,7 @@ def test_a_named_pipe_among_frames_is_refused_without_opening_it(
     os.mkfifo(fifo)
     ann = tmp_path / 'rawframes.txt'
     ann.write_text('piped 8 1\nok 8 0\n')
-    dataset = RobustRawframeDataset(
-        ann_file=str(ann),
-        data_prefix=dict(img=str(tmp_path)),
-        max_broken_fraction=1.0,
-        broken_record_file=str(tmp_path / 'broken_samples.jsonl'),
-        test_mode=True,
-        pipeline=[
-            dict(type='SampleFrames', clip_len=1, num_clips=8,
-                 test_mode=True),
-            dict(type='RawFrameDecode'),
-            dict(type='FormatShape', input_format='NCHW'),
-            dict(type='PackActionInputs'),
-        ])
+    dataset = build_rawframes(tmp_path, ann)
 
     with unjammed(str(fifo)):
         data = dataset[0]
@@ -603,3 +605,402 @@ def test_common_failure_needs_every_try_failing_mostly_the_same_way():
     assert common_failure(same[:2] + [other] * 2, 4) is None
     assert common_failure(same[:1], 1) is None
     assert common_failure([], 0) is None
+
+
+# Stand-ins: empty files that no decoder opens, and steps that act on the
+# label alone (labels 7 and 8: no sample of the real lists has them).
+def stand_in_list(tmp_path, labels, name='stand_ins.txt'):
+    """``s0.mp4 label0`` ... in ``name``; returns (folder, list)."""
+    root = tmp_path / 'stand_ins'
+    root.mkdir(exist_ok=True)
+    for i in range(len(labels)):
+        (root / f's{i}.mp4').write_bytes(b'x')
+    ann = tmp_path / name
+    ann.write_text(''.join(f's{i}.mp4 {label}\n'
+                           for i, label in enumerate(labels)))
+    return str(root), str(ann)
+
+
+class FailOn:
+    """Raises ``errors[label]`` for a sample with that label; passes the
+    others on (or returns ``output`` for them, if given)."""
+
+    def __init__(self, errors, output=None):
+        self.errors, self.output = errors, output
+
+    def __call__(self, results):
+        if results['label'] in self.errors:
+            raise self.errors[results['label']]
+        return results if self.output is None else self.output
+
+
+def build_stand_ins(tmp_path, labels, steps, **options):
+    root, ann = stand_in_list(tmp_path, labels)
+    options.setdefault('broken_record_file',
+                       str(tmp_path / 'broken_samples.jsonl'))
+    return RobustVideoDataset(
+        ann_file=ann, data_prefix=dict(video=root), pipeline=steps,
+        **options)
+
+
+@pytest.mark.parametrize('fraction', [-0.01, 1.01, 1.5, 2, 3])
+def test_max_broken_fraction_outside_0_1_is_refused_verbatim(
+        tmp_path, fraction):
+    with pytest.raises(ValueError) as error:
+        build_stand_ins(tmp_path, [0], [], max_broken_fraction=fraction)
+    assert str(error.value) == (
+        f'max_broken_fraction={fraction} must be in [0, 1] (0: stop at the '
+        'first broken sample, 1: never stop)')
+
+
+def test_options_and_record_file_are_kept(tmp_path):
+    record = str(tmp_path / 'mine.jsonl')
+    for fraction in (0, 1):
+        dataset = build_stand_ins(tmp_path, [0], [], broken_record_file=record,
+                                  max_broken_fraction=fraction)
+        assert dataset.max_broken_fraction == fraction
+        assert dataset.broken_sample_record.file == record
+        assert dataset.broken_record_file_is_default is False
+        assert dataset.allow_missing_labels is False
+    # The hook moves the record into the run's folder.
+    dataset = build_stand_ins(tmp_path, [0, 1], [FailOn({1: ValueError()})],
+                              broken_record_file=None,
+                              max_broken_fraction=1.0)
+    assert dataset.broken_record_file_is_default is True
+    moved = str(tmp_path / 'work_dir' / 'broken_samples.jsonl')
+    dataset.set_broken_record_file(moved)
+    assert dataset.broken_record_file_is_default is False
+    assert dataset.broken_sample_record.file == moved
+    assert dataset.prepare_data(1) is None
+    assert list(BrokenSampleRecord(moved).refresh().distinct) == [
+        osp.join(tmp_path, 'stand_ins', 's1.mp4')]
+
+
+def _lines(tmp_path, text, name='odd.txt'):
+    ann = tmp_path / name
+    ann.write_text(text)
+    return str(ann)
+
+
+def _malformed(ann, fmt, problem, line, lineno=1):
+    return (f'1 malformed line(s) in annotation file {ann} (expected `{fmt}` '
+            f'per line):\n  {ann}:{lineno}: {problem}\n      line: {line!r}'
+            '\nFix or delete these lines and start again.')
+
+
+RANGE_FIX = 'fix the label, or num_classes in the dataset config if the ' \
+    'list is right'
+NO_LABEL = ('no label; append the class index, or set allow_missing_labels='
+            'True in the dataset config if this is an unlabelled list for '
+            'inference')
+
+
+@pytest.mark.parametrize('cls,text,options,expected', [
+    (RobustVideoDataset, 'a b.mp4,7\n', dict(delimiter=','),
+     dict(filename='a b.mp4', label=7)),
+    (RobustVideoDataset, 'v.mp4\n', dict(allow_missing_labels=True),
+     dict(filename='v.mp4', label=-1)),
+    (RobustVideoDataset, 'v.mp4 8\n', dict(num_classes=9),
+     dict(filename='v.mp4', label=8)),
+    (RobustRawframeDataset, 'd 2 8 7\n', dict(with_offset=True),
+     dict(frame_dir='d', offset=2, total_frames=8, label=7)),
+    (RobustRawframeDataset, 'd 8\n', dict(allow_missing_labels=True),
+     dict(frame_dir='d', total_frames=8, label=-1)),
+])
+def test_list_options_reach_the_parser(tmp_path, cls, text, options,
+                                       expected):
+    prefix = 'video' if cls is RobustVideoDataset else 'img'
+    dataset = cls(ann_file=_lines(tmp_path, text), pipeline=[],
+                  data_prefix={prefix: str(tmp_path)}, **options)
+    info = dataset.get_data_info(0)
+    path_key = 'filename' if cls is RobustVideoDataset else 'frame_dir'
+    expected = dict(expected,
+                    **{path_key: osp.join(tmp_path, expected[path_key])})
+    assert {k: info[k] for k in expected} == expected
+    assert dataset.max_label == expected['label']
+
+
+@pytest.mark.parametrize('cls,text,options,fmt,problem', [
+    (RobustVideoDataset, 'v.mp4 7\n', dict(num_classes=7), 'path label',
+     f'label 7 is out of range 0..6 for num_classes=7; {RANGE_FIX}'),
+    (RobustVideoDataset, 'v.mp4\n', {}, 'path label', NO_LABEL),
+    (RobustVideoDataset, 'v.mp4 1 7\n', dict(multi_class=True, num_classes=7),
+     'path label [label ...]',
+     f'label 7 is out of range 0..6 for num_classes=7; {RANGE_FIX}'),
+    (RobustVideoDataset, 'v.mp4 1 2\n', {}, 'path label',
+     "2 labels ['1', '2'] but multi_class=False; keep one label, or set "
+     'multi_class=True (and num_classes) for a multi-label list (if a path '
+     'contains spaces, set `delimiter` for video lists)'),
+    (RobustRawframeDataset, 'd 8 7\n', dict(num_classes=7),
+     'frame_dir total_frames label',
+     f'label 7 is out of range 0..6 for num_classes=7; {RANGE_FIX}'),
+    (RobustRawframeDataset, 'd 8\n', {}, 'frame_dir total_frames label',
+     NO_LABEL),
+    (RobustRawframeDataset, 'd 2 8 1 7\n',
+     dict(with_offset=True, multi_class=True, num_classes=7),
+     'frame_dir offset total_frames label [label ...]',
+     f'label 7 is out of range 0..6 for num_classes=7; {RANGE_FIX}'),
+    (RobustRawframeDataset, 'd 8 1 7\n', dict(multi_class=True, num_classes=7),
+     'frame_dir total_frames label [label ...]',
+     f'label 7 is out of range 0..6 for num_classes=7; {RANGE_FIX}'),
+])
+def test_malformed_lists_name_the_format_verbatim(tmp_path, cls, text,
+                                                   options, fmt, problem):
+    ann = _lines(tmp_path, text)
+    with pytest.raises(AnnotationError) as error:
+        cls(ann_file=ann, pipeline=[], **options)
+    assert str(error.value) == _malformed(ann, fmt, problem, text.strip())
+
+
+@pytest.mark.parametrize('options,message', [
+    (dict(multi_class=True), 'multi_class=True needs num_classes (the length '
+     'of the one-hot label); set num_classes in the dataset config'),
+    (dict(num_classes=0), 'num_classes=0 must be positive; fix it in the '
+     'dataset config'),
+])
+def test_impossible_label_options_are_refused(tmp_path, options, message):
+    with pytest.raises(AnnotationError) as error:
+        RobustVideoDataset(ann_file=_lines(tmp_path, 'v.mp4 1\n'),
+                           pipeline=[], **options)
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize('lazy_init', [False, True])
+@pytest.mark.parametrize('cls,text,fmt', [
+    (RobustVideoDataset, 'a.mp4 0\nb.mp4 7\nc.mp4 3\n', 'path label'),
+    (RobustRawframeDataset, 'a 8 0\nb 8 7\nc 8 3\n',
+     'frame_dir total_frames label'),
+])
+def test_check_label_range_against_the_model(tmp_path, lazy_init, cls, text,
+                                             fmt):
+    ann = _lines(tmp_path, text)
+    dataset = cls(ann_file=ann, pipeline=[], lazy_init=lazy_init)
+    dataset.check_label_range(8, 'model.cls_head.num_classes')  # 0..7
+    with pytest.raises(AnnotationError) as error:
+        dataset.check_label_range(7, 'model.cls_head.num_classes')
+    assert str(error.value) == _malformed(
+        ann, fmt, 'label 7 is out of range 0..6 for num_classes=7; '
+        'fix the label, or model.cls_head.num_classes if the list is right',
+        text.splitlines()[1], lineno=2)
+
+
+def test_lazily_initialised_dataset_loads_on_first_access(tmp_path):
+    dataset = build_stand_ins(tmp_path, [7], [FailOn({})], lazy_init=True)
+    assert dataset[0]['label'] == 7
+
+
+def explode(results):
+    """A plain-function step: the reason names it by its ``__name__``."""
+    raise ValueError('boom')
+
+
+def test_a_step_that_is_a_function_is_named_in_the_reason(tmp_path):
+    dataset = build_stand_ins(tmp_path, [7], [explode],
+                              max_broken_fraction=1.0)
+    assert dataset.prepare_data(0) is None
+    assert dataset.broken_samples == {
+        osp.join(tmp_path, 'stand_ins', 's0.mp4'):
+        'explode raised ValueError: boom'
+    }
+
+
+def test_training_replaces_with_a_random_sample(tmp_path):
+    dataset = build_stand_ins(tmp_path, [7, 0, 1, 2],
+                              [FailOn({7: ValueError()})],
+                              max_broken_fraction=1.0)
+    dataset._rand_another = lambda: 3  # MMEngine's random choice
+    assert dataset[0]['label'] == 2  # not the next sample, label 0
+
+
+def test_refetch_limit_error_names_the_first_failure_verbatim(tmp_path):
+    """Every sample broken, each its own way: the files, not the pipeline;
+    the error quotes the first failure and the record."""
+    dataset = build_stand_ins(
+        tmp_path, [7, 8, 7, 8],
+        [FailOn({7: ValueError('seven'), 8: KeyError('eight')})],
+        max_broken_fraction=1.0, test_mode=True, max_refetch=2)
+    with pytest.raises(BrokenDataError) as error:
+        dataset[0]
+    assert type(error.value) is BrokenDataError
+    record = str(tmp_path / 'broken_samples.jsonl')
+    assert str(error.value) == (
+        f'3 samples in a row of RobustVideoDataset {dataset.ann_file} could '
+        f'not be loaded. The first: {tmp_path}/stand_ins/s0.mp4 (FailOn '
+        f'raised ValueError: seven); broken ones are listed in {record}. Run '
+        'tools/analysis/check_videos.py on the annotation file, or check the '
+        'pipeline config.')
+
+
+def test_samples_a_step_rejects_are_not_a_wrong_pipeline(tmp_path):
+    """A step returning None for every sample is its choice, not an error:
+    the run stops on the rejected samples, not on the pipeline."""
+    dataset = build_stand_ins(tmp_path, [7, 8, 7, 8, 7, 8],
+                              [lambda results: None],
+                              max_broken_fraction=0.0, max_refetch=1)
+    with pytest.raises(BrokenDataError) as error:
+        dataset[0]
+    assert type(error.value) is BrokenDataError
+    assert str(error.value).startswith(
+        f'2 samples in a row of RobustVideoDataset {dataset.ann_file} could '
+        f'not be loaded. The first: {tmp_path}/stand_ins/s0.mp4 (rejected by '
+        '<lambda> (returned None)); broken ones are listed in ')
+    assert dataset.broken_samples == {}
+
+
+def test_a_wrong_pipeline_stops_with_its_diagnosis_verbatim(tmp_path):
+    dataset = build_stand_ins(tmp_path, [7] * 9, [explode], test_mode=True,
+                              max_broken_fraction=1.0, max_refetch=1)
+    with pytest.raises(BrokenPipelineError) as error:
+        dataset[0]
+    first = f'{tmp_path}/stand_ins/s0.mp4'
+    assert str(error.value) == (
+        f'2 samples in a row of RobustVideoDataset {dataset.ann_file} could '
+        f'not be loaded. The pipeline of RobustVideoDataset '
+        f'{dataset.ann_file} is wrong, not the videos: none of 5 samples '
+        'tried (spread over the list) loads; 5 fail in explode with the same '
+        f'error: explode raised ValueError: boom (e.g. {first}).\nFix the '
+        'settings of explode in the pipeline of the dataset config (e.g. a '
+        'crop size that does not fit the frames the transforms before it '
+        'make, or options it does not accept) and start again. '
+        'tools/analysis/check_videos.py checks files, not pipelines: it '
+        'would not find this.\nThe failures met so far are listed in '
+        f'{tmp_path}/broken_samples.jsonl.')
+
+
+@pytest.mark.parametrize('test_mode,fate', [
+    (False, 'another sample replaces it'),
+    (True, 'it is left out of the metrics (BrokenSampleReportHook)'),
+])
+def test_broken_sample_log_line_verbatim(tmp_path, log_file, test_mode,
+                                         fate):
+    dataset = build_stand_ins(tmp_path, [7, 0], [FailOn({7: ValueError()})],
+                              max_broken_fraction=1.0, test_mode=test_mode)
+    assert dataset.prepare_data(0) is None
+    path = f'{tmp_path}/stand_ins/s0.mp4'
+    lines = log_lines_naming(log_file, path)
+    assert len(lines) == 1 and ' - WARNING - ' in lines[0]
+    assert lines[0].endswith(
+        f'Skipped broken sample {path} (FailOn raised ValueError); {fate}. '
+        'Each broken sample is logged once; all are listed in '
+        f'{tmp_path}/broken_samples.jsonl')
+
+
+@pytest.mark.parametrize('output', [dict(inputs=1), [1, 2]])
+def test_an_unmarkable_replacement_is_warned_about_once(tmp_path, log_file,
+                                                        output, monkeypatch):
+    """A pipeline that does not pack a data sample (a dict without one, or
+    not a dict at all) cannot mark a stand-in: said once per process."""
+    # Counted here too: MMLogger drops a repeated warning by itself.
+    said = []
+
+    def print_log(msg, *args, **kwargs):
+        said.append(msg)
+        module_print_log(msg, *args, **kwargs)
+
+    monkeypatch.setattr(robust_video_dataset, 'print_log', print_log)
+    dataset = build_stand_ins(tmp_path, [7, 0, 7, 1],
+                              [FailOn({7: ValueError()}, output=output)],
+                              max_broken_fraction=1.0, test_mode=True)
+    assert dataset[0] == output and dataset[2] == output
+    assert sum('PackActionInputs' in msg for msg in said) == 1
+    text = log_file.read_text()
+    message = (f'RobustVideoDataset {dataset.ann_file}: the pipeline does '
+               'not end in PackActionInputs, so a replacement for a broken '
+               'sample cannot be marked and is evaluated in its place (the '
+               'next sample counts twice in the metric).')
+    lines = [line for line in text.splitlines() if message in line]
+    assert len(lines) == 1 and ' - WARNING - ' in lines[0]
+
+
+@pytest.mark.parametrize('cls,options,command', [
+    (RobustVideoDataset, {}, ''),
+    (RobustRawframeDataset, dict(with_offset=True, start_index=0),
+     " --rawframes --filename-tmpl 'f_{}.png' --start-index 0 --with-offset"),
+    (RobustRawframeDataset, dict(start_index=2),
+     " --rawframes --filename-tmpl 'f_{}.png' --start-index 2"),
+])
+def test_too_many_broken_names_the_check_videos_command(tmp_path, cls,
+                                                        options, command):
+    prefix = 'video' if cls is RobustVideoDataset else 'img'
+    if cls is RobustRawframeDataset:
+        options = dict(options, filename_tmpl='f_{}.png')
+    text = 'd 2 8 1\n' if options.get('with_offset') else 'd 8 1\n'
+    ann = _lines(tmp_path, text if cls is RobustRawframeDataset else
+                 'd.mp4 1\n')
+    record = str(tmp_path / 'record.jsonl')
+    dataset = cls(ann_file=ann, pipeline=[], max_broken_fraction=0.0,
+                  data_prefix={prefix: str(tmp_path)},
+                  broken_record_file=record, **options)
+    dataset.broken_sample_record.add(str(tmp_path / 'd'), 'why')
+    message = str(dataset.broken_fraction_error())
+    assert f'All broken samples met so far are in {record}.\n' in message
+    assert (f'`python tools/analysis/check_videos.py {ann} --data-prefix '
+            f'{tmp_path}{command} --out CLEAN_LIST`') in message
+
+
+class RawFrameDecode:
+    """Stand-in named like MMAction2's step: the frames it was given are
+    checked before it runs; it opens nothing."""
+
+    def __call__(self, results):
+        return results
+
+
+class PutFrames:
+
+    def __init__(self, **fields):
+        self.fields = fields
+
+    def __call__(self, results):
+        return dict(results, **self.fields)
+
+
+@pytest.mark.parametrize('line,fields,with_offset,fifo', [
+    # frame i + offset is checked (1-based names, offset 2: img_00003)
+    ('d 2 8 1', dict(frame_inds=np.array([1])), True, 'img_00003.jpg'),
+    ('d 8 1', dict(frame_inds=np.array([2])), False, 'img_00002.jpg'),
+    # no modality: RGB
+    ('d 8 1', dict(frame_inds=np.array([[2]])), False, 'img_00002.jpg'),
+    ('d 8 1', dict(frame_inds=np.array([3]), modality='Flow'), False, None),
+    ('d 8 1', dict(frame_inds=np.array([3]), modality='RGB'), False,
+     'img_00003.jpg'),
+    ('d 8 1', dict(modality='RGB'), False, None),  # no frames chosen yet
+])
+def test_frames_given_to_rawframedecode_are_checked(tmp_path, line, fields,
+                                                    with_offset, fifo):
+    write_frames(str(tmp_path / 'd'), 8)
+    for name in ('img_00003.jpg', 'img_00002.jpg'):
+        os.unlink(tmp_path / 'd' / name)
+        os.mkfifo(tmp_path / 'd' / name)
+
+    class DropModality:
+
+        def __call__(self, results):
+            return {k: v for k, v in results.items() if k != 'modality'}
+
+    steps = [PutFrames(**fields), RawFrameDecode()]
+    if 'modality' not in fields:
+        steps.insert(0, DropModality())
+    dataset = RobustRawframeDataset(
+        ann_file=_lines(tmp_path, line + '\n'), pipeline=steps,
+        data_prefix=dict(img=str(tmp_path)), with_offset=with_offset,
+        max_broken_fraction=1.0,
+        broken_record_file=str(tmp_path / 'record.jsonl'))
+    data, failure = dataset._load(0)
+    if fifo is None:
+        assert failure is None and data['frame_dir'] == str(tmp_path / 'd')
+        return
+    reason = (f'frame {fifo}: not a regular file (a named pipe); '
+              f'{NOT_OPENED}')
+    assert data is None
+    assert failure == dict(index=0, path=str(tmp_path / 'd'), reason=reason)
+
+
+def test_a_missing_path_key_skips_the_file_check(tmp_path, monkeypatch):
+    """A sample without a path (a dataset whose samples name none) is not
+    checked; in particular not as a file called 'None'."""
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo('None')
+    dataset = build_stand_ins(tmp_path, [7], [FailOn({})])
+    dataset.path_key = 'no_such_key'
+    assert dataset[0]['label'] == 7
