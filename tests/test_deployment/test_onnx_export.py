@@ -118,7 +118,10 @@ def _build(cfg):
     model = MODELS.build(copy.deepcopy(cfg))
     model.init_weights()
     _randomise_bn(model)
-    return model.eval()
+    # Not `return model.eval()`: MMAction2's ResNet.train returns None
+    # (README, compat table), and the baselines are upstream's.
+    model.eval()
+    return model
 
 
 def _segment_input(model, videos, seed=0):

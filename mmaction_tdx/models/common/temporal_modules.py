@@ -179,35 +179,42 @@ class ChannelwiseTemporalConv(nn.Module):
         ``out[n, t, c] = sum_j w[c, j] * x[n, t + j - k // 2, c]`` (zero
         outside ``[0, T)``), i.e. ``self.conv`` applied to the sequence of
         ``T`` segments at every spatial position, computed as ``k``
-        multiply-adds of shifted slices of the features zero-padded along
-        ``T``, in their own layout (viewed as ``(N, T, C, H, W)``).
+        multiply-adds of the features rolled along ``T`` by ``k // 2 - j``,
+        each weight zeroed at the segments whose neighbour
+        ``t + j - k // 2`` falls outside ``[0, T)`` (where the roll wraps
+        around), in the features' own layout viewed as
+        ``(N, T, C, H, W)``.
 
         Why this form (docs/benchmark.md, issue 24): ``self.conv`` itself
         needs ``T`` last, i.e. a transposed copy of the features in and
         out around a convolution over sequences of only ``T`` steps (2-4
-        times the shifted sum on a CPU). Accumulating in place into slices
-        of the output saves the padding copy in eager PyTorch, but under
-        ``torch.compile`` the slice writes become ``slice_scatter`` chains
-        that inductor fuses with the producer of ``x`` (PEM's attention
-        product) into kernels slower than eager (TDRL-R50 742 vs 607 ms).
-        The padded sum has no writes into slices and compiles to one
-        pointwise kernel; in eager it costs one copy of ``x`` more.
+        times the shifted sum on a CPU). In-place accumulation into slices
+        of the output is fast in eager PyTorch, but under ``torch.compile``
+        the slice writes become ``slice_scatter`` chains that inductor
+        fuses with the producer of ``x`` (PEM's attention product) into
+        kernels slower than eager (TDRL-R50 742 vs 607 ms). Zero padding
+        along ``T`` compiles well but costs eager PyTorch a copy of ``x``
+        and its backward three padded gradients (TDRL-R50 training step
+        +19 %). A roll is one pass and its gradient is a roll; inductor
+        fuses it into one pointwise kernel. The 5-D view matters too: on
+        ``(N, T, C, H*W)`` inductor tiled such a kernel 16 segments at a
+        time and ran its parallel loop over ``T`` once, on one thread.
         """
         nt, c, h, w = x.shape
         t = self.num_segments
         centre = self.kernel_size // 2
+        seq = x.view(nt // t, t, c, h, w)
         weight = self.conv.weight[:, 0, :, None, None]  # (C, k, 1, 1)
-        # (N, T, C, H, W), not (N, T, C, H*W): on the 4-D view inductor
-        # tiles the padded buffer's kernel 16 segments at a time and its
-        # parallel loop over T + 2 segments runs once, on one thread
-        # (compiled TDN block: 0.6-0.9x the time with 5-D; eager as fast).
-        padded = F.pad(x.view(nt // t, t, c, h, w),
-                       (0, 0, 0, 0, 0, 0, centre, centre))
-        # Segment t reads padded segment t + j, i.e. x[t + j - centre].
-        out = padded[:, centre:centre + t] * weight[:, centre]
+        segment = torch.arange(t, device=x.device).view(t, 1, 1, 1)
+        out = seq * weight[:, centre]
         for j in range(self.kernel_size):
-            if j != centre:
-                out = torch.addcmul(out, padded[:, j:j + t], weight[:, j])
+            if j == centre:
+                continue
+            neighbour = segment + (j - centre)
+            inside = (neighbour >= 0) & (neighbour < t)  # (T, 1, 1, 1)
+            # rolled[:, t] = seq[:, t + j - centre], wrapped around.
+            rolled = torch.roll(seq, shifts=centre - j, dims=1)
+            out = torch.addcmul(out, rolled, weight[:, j] * inside)
         return out.view(nt, c, h, w)
 
     def extra_repr(self) -> str:
