@@ -136,6 +136,9 @@ def test_ctrl_c_prints_one_line_with_the_resume_command(tiny_data, tmp_path):
     proc = subprocess.Popen(
         cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
+        # As in a terminal: a suite started in the background (`make
+        # test &`, nohup) ignores SIGINT, and children inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         env={**os.environ, 'OMP_NUM_THREADS': '1'})
     try:
         for line in proc.stdout:
