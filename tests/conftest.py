@@ -16,6 +16,23 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SHARED = osp.join(osp.dirname(REPO_ROOT), 'shared')
 
 
+def legacy_checkpoint(raw_object_pickle: bytes) -> bytes:
+    """A checkpoint in torch's legacy (non-zip) format around a crafted
+    pickle: magic number, protocol, system info, the object, its storage
+    keys (none)."""
+    import pickle
+
+    import torch
+    header = b''.join(
+        pickle.dumps(item, protocol=2)
+        for item in (torch.serialization.MAGIC_NUMBER,
+                     torch.serialization.PROTOCOL_VERSION,
+                     dict(protocol_version=torch.serialization.
+                          PROTOCOL_VERSION, little_endian=True,
+                          type_sizes=dict(short=2, int=4, long=4))))
+    return header + raw_object_pickle + pickle.dumps([], protocol=2)
+
+
 def load_tool(path: str):
     """Import a developer tool (``tools/...py``, not in the installed
     library) as a module; one module object per path for the session."""

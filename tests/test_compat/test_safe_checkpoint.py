@@ -19,6 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from conftest import legacy_checkpoint
 from mmengine.logging.history_buffer import HistoryBuffer
 
 from mmaction_tdx.compat import safe_checkpoint as sc
@@ -50,17 +51,6 @@ def re_escape(what: str) -> str:
 # --------------------------------------------------------------------------
 # Crafted pickles in torch's legacy (non-zip) format
 # --------------------------------------------------------------------------
-def legacy_checkpoint(raw_object_pickle: bytes) -> bytes:
-    header = b''.join(
-        pickle.dumps(item, protocol=2)
-        for item in (torch.serialization.MAGIC_NUMBER,
-                     torch.serialization.PROTOCOL_VERSION,
-                     dict(protocol_version=torch.serialization.
-                          PROTOCOL_VERSION, little_endian=True,
-                          type_sizes=dict(short=2, int=4, long=4))))
-    return header + raw_object_pickle + pickle.dumps([], protocol=2)
-
-
 def unicode(text: str) -> bytes:
     data = text.encode('utf-8', 'surrogatepass')
     return b'X' + struct.pack('<I', len(data)) + data  # BINUNICODE

@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from conftest import legacy_checkpoint
 from reliability_helpers import single_thread  # noqa: F401 (autouse)
 
 from mmaction_tdx.compat import safe_checkpoint
@@ -32,17 +33,6 @@ from mmaction_tdx.compat.safe_checkpoint import (
 # Crafted pickles in torch's legacy (non-zip) format: magic number,
 # protocol, system info, the object, its storage keys (none here).
 # --------------------------------------------------------------------------
-def legacy_checkpoint(raw_object_pickle: bytes) -> bytes:
-    header = b''.join(
-        pickle.dumps(item, protocol=2)
-        for item in (torch.serialization.MAGIC_NUMBER,
-                     torch.serialization.PROTOCOL_VERSION,
-                     dict(protocol_version=torch.serialization.
-                          PROTOCOL_VERSION, little_endian=True,
-                          type_sizes=dict(short=2, int=4, long=4))))
-    return header + raw_object_pickle + pickle.dumps([], protocol=2)
-
-
 def fragment(obj) -> bytes:
     """The opcodes that build ``obj`` (no PROTO, no STOP), memo indices
     below 100."""
